@@ -1,0 +1,44 @@
+# Quick start: `make train` (set up + train on the built-in dataset), `make test` (set up + tests).
+# Set-up is idempotent: the venv is rebuilt only when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+T ?=
+
+.PHONY: setup train test test-slow lint bench bench-loader flops clean-logs
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned: anything else pulls a multi-GB CUDA build
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev,report]"
+	touch $(STAMP)
+
+train: setup
+	$(PY) -m src.train $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q $(ARGS)
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow $(ARGS)
+
+lint: setup
+	$(PY) -m ruff check src tests experiments
+
+flops: setup
+	$(PY) -m src.flops $(ARGS)
+
+bench: setup
+	$(PY) -m src.bench $(ARGS)
+
+bench-loader: setup
+	$(PY) experiments/bench_loader.py $(ARGS)
+
+clean-logs:
+	rm -rf logs outputs

@@ -1,0 +1,47 @@
+"""Checks of a composed config that must fail before any compute, with the offending key named."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+
+class ConfigError(ValueError):
+    """A config value that cannot run; the message starts with the key."""
+
+
+def _number(cfg: DictConfig, key: str):
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(cfg, key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"{key}={value!r}: expected a number")
+    return value
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for values no run can use: rt/rs outside (0, 1], num_segments < 1, batch_size < 1,
+    an unknown method or backbone (with the choices), a schedule kind that does not exist."""
+    from src.models.factory import BACKBONES, METHODS
+    from src.schedules import TAU_KINDS
+
+    rt = _number(cfg, "rt")
+    if rt is None or not 0.0 < rt <= 1.0:
+        raise ConfigError(f"rt={rt}: the target selection ratio must be in (0, 1]")
+    rs = _number(cfg, "rs")
+    if rs is not None and not 0.0 < rs <= 1.0:
+        raise ConfigError(f"rs={rs}: the spatial ratio must be in (0, 1], or null to switch spatial masks off")
+    t = cfg.get("num_segments")
+    if not isinstance(t, int) or isinstance(t, bool) or t < 1:
+        raise ConfigError(f"num_segments={t!r}: must be an integer >= 1")
+    b = cfg.get("batch_size")
+    if not isinstance(b, int) or b < 1:
+        raise ConfigError(f"batch_size={b!r}: must be an integer >= 1")
+    if cfg.model.method not in METHODS:
+        raise ConfigError(f"model.method={cfg.model.method!r}: choose one of {', '.join(METHODS)}")
+    if cfg.backbone.name not in BACKBONES:
+        raise ConfigError(f"backbone.name={cfg.backbone.name!r}: choose one of {', '.join(BACKBONES)}")
+    kind = cfg.schedule.tau.kind
+    if kind not in TAU_KINDS:
+        raise ConfigError(f"schedule.tau.kind={kind!r}: choose one of {', '.join(TAU_KINDS)}")
+    if cfg.dataset.get("metric", "top1") not in ("top1", "mAP"):
+        raise ConfigError(f"dataset.metric={cfg.dataset.metric!r}: choose top1 or mAP")

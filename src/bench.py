@@ -1,0 +1,136 @@
+"""CPU latency benchmark (Table S5 protocol): `python -m src.bench [--threads 2] [--rounds 15]`.
+
+Per-video latency at batch 1, T frames, 224², eval + inference mode, a fixed thread count, models
+interleaved A/B/A/B after warm-up; medians (with min / max) and each model's ratio to TSM-R50 next to its
+GMACs ratio. AFNet rows force the realised selection ratio deterministically (top-k frames per block).
+Then a training-step benchmark (forward + backward + SGD step, masked path) of AFNet-R50 against TSN-R50.
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+from src.models import build_video_model
+from src.models.flops import profile_macs
+
+REFERENCE = "tsm_r50"
+
+
+def latency_rows(ratios: list[float]) -> list[tuple[str, str, str, float | None]]:
+    """(row name, method, backbone, forced ratio) of the latency table."""
+    rows = [(REFERENCE, "tsm", "r50", None), ("tsn_r50", "tsn", "r50", None)]
+    rows += [(f"afnet_tsm_r50@{r:.2f}", "afnet_tsm", "r50", r) for r in ratios]
+    rows += [("tsm_mbv3", "tsm", "mbv3", None), ("afnet_tsm_mbv3@0.40", "afnet_tsm", "mbv3", 0.4)]
+    return rows
+
+
+def build(method: str, backbone: str, frames: int, ratio: float | None, channels_last: bool):
+    net = build_video_model(method, backbone, num_classes=174, num_segments=frames).eval()
+    net.set_forced_ratio(ratio)
+    if hasattr(net, "prepare_inference"):
+        net.prepare_inference()  # e.g. BN folding, where the model offers it
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def time_interleaved(nets: dict, clip: torch.Tensor, rounds: int, warmup: int) -> dict[str, list[float]]:
+    """Milliseconds per forward, one forward per model per round, in a fixed round-robin order."""
+    times = {k: [] for k in nets}
+    with torch.inference_mode():
+        for i in range(warmup + rounds):
+            for name, net in nets.items():
+                t0 = time.perf_counter()
+                net(clip)
+                dt = (time.perf_counter() - t0) * 1e3
+                if i >= warmup:
+                    times[name].append(dt)
+    return times
+
+
+def train_step_times(frames: int, size: int, batch: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds per SGD step (forward, cross-entropy, backward, step), AFNet-R50 and TSN-R50 interleaved."""
+    nets = {"tsn_r50": build_video_model("tsn", "r50", 174, frames).train(),
+            "afnet_r50": build_video_model("afnet", "r50", 174, frames, focal_compute="masked").train()}
+    opts = {k: torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for k, n in nets.items()}
+    x = torch.randn(batch, frames, 3, size, size)
+    y = torch.randint(0, 174, (batch,))
+    times = {k: [] for k in nets}
+    for i in range(1 + rounds):
+        for k, net in nets.items():
+            t0 = time.perf_counter()
+            loss = torch.nn.functional.cross_entropy(net(x).logits, y)
+            opts[k].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[k].step()
+            if i:
+                times[k].append(time.perf_counter() - t0)
+    return times
+
+
+def stats(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=12)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.4, 0.5, 0.8, 1.0])
+    ap.add_argument("--no-channels-last", action="store_true")
+    ap.add_argument("--train-rounds", type=int, default=3, help="0 skips the training-step benchmark")
+    ap.add_argument("--train-batch", type=int, default=1)
+    ap.add_argument("--only", nargs="*", help="row names to keep (the TSM-R50 reference is always kept)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    rows = [r for r in latency_rows(args.ratios) if not args.only or r[0] in args.only or r[0] == REFERENCE]
+    nets, gmacs = {}, {}
+    for name, method, backbone, ratio in rows:
+        net = build(method, backbone, args.frames, ratio, not args.no_channels_last)
+        prof = profile_macs(net, args.frames, input_size=args.size)
+        gmacs[name] = prof.gmacs(ratio if ratio is not None else 1.0)
+        nets[name] = net
+    clip = torch.randn(1, args.frames, 3, args.size, args.size)
+    if not args.no_channels_last:
+        clip = clip.contiguous(memory_format=torch.channels_last) if clip.dim() == 4 else clip
+    times = time_interleaved(nets, clip, args.rounds, args.warmup)
+
+    ref = statistics.median(times[REFERENCE])
+    result = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+                         f"torch {torch.__version__}",
+              "frames": args.frames, "size": args.size, "rounds": args.rounds, "latency": {}}
+    print(f"\nlatency per video, batch 1, {args.frames}x{args.size}², {args.threads} threads, "
+          f"{args.rounds} interleaved rounds")
+    print(f"{'model':<22}{'median ms':>10}{'min':>8}{'max':>8}{'÷ TSM-R50':>11}{'GMACs':>8}{'MAC ratio':>11}")
+    for name in nets:
+        s = stats(times[name])
+        s.update(ratio_to_tsm=s["median"] / ref, gmacs=gmacs[name], gmacs_ratio=gmacs[name] / gmacs[REFERENCE])
+        result["latency"][name] = s
+        print(f"{name:<22}{s['median']:>10.1f}{s['min']:>8.1f}{s['max']:>8.1f}{s['ratio_to_tsm']:>11.3f}"
+              f"{s['gmacs']:>8.2f}{s['gmacs_ratio']:>11.3f}")
+
+    if args.train_rounds:
+        tt = train_step_times(args.frames, args.size, args.train_batch, args.train_rounds)
+        a, b = stats(tt["afnet_r50"]), stats(tt["tsn_r50"])
+        result["train_step"] = {"afnet_r50": a, "tsn_r50": b, "ratio": a["median"] / b["median"],
+                                "batch": args.train_batch}
+        print(f"\ntraining step (fwd+bwd+SGD), {args.train_batch}x{args.frames}x{args.size}²: "
+              f"AFNet-R50 {a['median']:.2f} s, TSN-R50 {b['median']:.2f} s, ratio {a['median'] / b['median']:.3f}")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Params and GMACs per video: `python -m src.flops model=afnet_tsm backbone=r50 num_segments=12 rt=0.4`.
+
+Same overrides as training (conf/flops.yaml composes conf/train.yaml), plus `ratio=` to count at a given
+realised selection ratio (default: rt) and `input_size=`. Prints a table; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("flops", overrides=overrides)
+
+
+def count(cfg) -> dict:
+    """Build the configured net and count it; returns the figures printed by the CLI."""
+    from src.config import validate
+    from src.models import build_video_model
+    from src.models.flops import profile_macs
+    from src.train import net_config
+
+    validate(cfg)
+    net = build_video_model(**net_config(cfg, num_classes=cfg.dataset.num_classes))
+    profile = profile_macs(net, cfg.num_segments, input_size=cfg.input_size)
+    has_masks = bool(profile.focal)
+    ratio = cfg.ratio if cfg.ratio is not None else (cfg.rt if has_masks else 1.0)
+    spatial = [cfg.spatial_ratio] * len(profile.focal) if cfg.spatial_ratio is not None and has_masks else None
+    gmacs = profile.gmacs(float(ratio), spatial)
+    return {
+        "model": cfg.model.method, "backbone": cfg.backbone.name, "num_segments": cfg.num_segments,
+        "num_classes": cfg.dataset.num_classes, "input_size": cfg.input_size,
+        "params": profile.params, "ratio": float(ratio) if has_masks else None,
+        "spatial_ratio": cfg.spatial_ratio if has_masks else None, "num_masks": len(profile.focal),
+        "gmacs_per_video": gmacs, "gmacs_per_frame": gmacs / cfg.num_segments,
+        "gmacs_static": profile.static, "gmacs_focal_full": sum(profile.focal),
+    }
+
+
+def print_table(r: dict) -> None:
+    rows = [
+        ("model", f"{r['model']} / {r['backbone']}, {r['num_segments']} frames, {r['input_size']}², "
+                  f"{r['num_classes']} classes"),
+        ("params", f"{r['params']:,} ({r['params'] / 1e6:.2f} M)"),
+    ]
+    if r["num_masks"]:
+        rows += [("masks", str(r["num_masks"])), ("realised ratio", f"{r['ratio']:.3f}"),
+                 ("GMACs always paid", f"{r['gmacs_static']:.3f}"),
+                 ("GMACs focal at r=1", f"{r['gmacs_focal_full']:.3f}")]
+    rows += [("GMACs per video", f"{r['gmacs_per_video']:.3f}"), ("GMACs per frame", f"{r['gmacs_per_frame']:.4f}")]
+    w = max(len(k) for k, _ in rows)
+    print("\n".join(f"{k:<{w}}  {v}" for k, v in rows))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from hydra.errors import HydraException
+
+    from src.config import ConfigError
+
+    try:
+        cfg = compose(sys.argv[1:] if argv is None else argv)
+        result = count(cfg)
+    except (HydraException, ConfigError) as e:
+        print(f"config error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print_table(result)
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Every config group option composes and resolves; bad values fail before compute, naming the key."""
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+
+from src.config import ConfigError, validate
+from tests.helpers import compose_train, group_options, resolved
+
+GROUPS = ["dataset", "backbone", "model", "optim", "callbacks", "logger", "trainer", "debug", "experiment"]
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in group_options(g)])
+def test_every_group_option_composes(group, option, tmp_path):
+    cfg = compose_train([f"{group}={option}"], tmp_path)
+    resolved(cfg)
+    validate(cfg)
+
+
+def test_top_level_keys_drive_model_and_data(tmp_path):
+    cfg = compose_train(["rt=0.25", "num_segments=12", "backbone=r34", "model=afnet_tsm"], tmp_path)
+    c = resolved(cfg)
+    assert c["model"]["num_segments"] == 12 and c["dataset"]["num_segments"] == 12
+    assert c["callbacks"]["schedules"]["rt"] == 0.25
+    assert c["run_name"] == "afnet_tsm_r34_12f_rt0.25_synthetic"
+
+
+@pytest.mark.parametrize("override,key", [("rt=0", "rt="), ("rt=1.5", "rt="), ("rs=2", "rs="),
+                                          ("num_segments=0", "num_segments="), ("batch_size=0", "batch_size="),
+                                          ("schedule.tau.kind=step", "schedule.tau.kind")])
+def test_invalid_values_name_their_key(override, key, tmp_path):
+    cfg = compose_train([override], tmp_path)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(cfg)
+
+
+@pytest.mark.parametrize("group", ["dataset", "backbone", "model"])
+def test_unknown_option_lists_the_choices(group, tmp_path):
+    with pytest.raises((ConfigCompositionException, MissingConfigException)) as e:
+        compose_train([f"{group}=nope"], tmp_path)
+    msg = str(e.value)
+    assert f"'{group}/nope'" in msg or f"{group}/nope" in msg
+    for option in group_options(group)[:3]:
+        assert option in msg

@@ -45,3 +45,28 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"schedule.tau.kind={kind!r}: choose one of {', '.join(TAU_KINDS)}")
     if cfg.dataset.get("metric", "top1") not in ("top1", "mAP"):
         raise ConfigError(f"dataset.metric={cfg.dataset.metric!r}: choose top1 or mAP")
+
+
+def world_size(cfg: DictConfig) -> int:
+    """Processes the trainer will run: devices x num_nodes (devices as an int, a list of ids, or 'auto' = 1)."""
+    devices = cfg.trainer.get("devices", 1)
+    if isinstance(devices, str):
+        devices = int(devices) if devices.isdigit() else 1
+    elif not isinstance(devices, int):
+        devices = len(devices)
+    return max(1, devices) * max(1, int(cfg.trainer.get("num_nodes", 1) or 1))
+
+
+def apply_global_batch(cfg: DictConfig) -> None:
+    """If `global_batch_size` is set, make `batch_size` (per device) = global / world size, so a recipe's
+    batch is the same on 1 GPU, 2 GPUs or 4 nodes."""
+    from omegaconf import open_dict
+
+    total = cfg.get("global_batch_size")
+    if total is None:
+        return
+    world = world_size(cfg)
+    if not isinstance(total, int) or total < world or total % world:
+        raise ConfigError(f"global_batch_size={total}: must be a positive multiple of devices x num_nodes = {world}")
+    with open_dict(cfg):
+        cfg.batch_size = total // world

@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, validate
+from src.config import ConfigError, apply_global_batch, validate
 
 
 def net_config(cfg: DictConfig, num_classes: int) -> dict:
@@ -66,6 +66,7 @@ def build_loggers(cfg: DictConfig) -> list:
 
 def train(cfg: DictConfig) -> dict:
     """Fit per `cfg`; returns the final metrics (`val/*`, `best/*`) and paths."""
+    apply_global_batch(cfg)
     validate(cfg)
     import lightning.pytorch as pl
     from hydra.utils import instantiate

@@ -41,3 +41,22 @@ def test_unknown_option_lists_the_choices(group, tmp_path):
     assert f"'{group}/nope'" in msg or f"{group}/nope" in msg
     for option in group_options(group)[:3]:
         assert option in msg
+
+
+@pytest.mark.parametrize("devices,nodes,per_device", [(1, 1, 32), (2, 1, 16), (4, 2, 4)])
+def test_global_batch_is_kept_whatever_the_device_count(devices, nodes, per_device, tmp_path):
+    from src.config import apply_global_batch
+
+    cfg = compose_train(["experiment=recipe_sth", "trainer=ddp", f"trainer.devices={devices}",
+                         f"trainer.num_nodes={nodes}"], tmp_path)
+    apply_global_batch(cfg)
+    assert cfg.batch_size == per_device
+    assert resolved(cfg)["dataset"]["batch_size"] == per_device
+
+
+def test_global_batch_must_divide(tmp_path):
+    from src.config import apply_global_batch
+
+    cfg = compose_train(["global_batch_size=30", "trainer=ddp", "trainer.devices=4"], tmp_path)
+    with pytest.raises(ConfigError, match="global_batch_size"):
+        apply_global_batch(cfg)

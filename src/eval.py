@@ -69,8 +69,7 @@ def evaluate(opts: dict, overrides: list[str]) -> dict:
     from hydra.utils import instantiate
 
     from src.lit.video_module import VideoClassifier
-    from src.models import build_video_model
-    from src.train import net_config
+    from src.train import build_net, net_config
 
     path = Path(opts["ckpt_path"])
     if not path.is_file():
@@ -81,7 +80,7 @@ def evaluate(opts: dict, overrides: list[str]) -> dict:
     datamodule = instantiate(cfg.dataset)
     datamodule.check_paths()
     kwargs = net_config(cfg, num_classes=cfg.dataset.num_classes)
-    net = build_video_model(**kwargs)
+    net = build_net(kwargs)
     state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     net.load_state_dict(state, strict=True)
     module = VideoClassifier(net, num_classes=cfg.dataset.num_classes, metric=cfg.dataset.get("metric", "top1"),

@@ -24,12 +24,11 @@ def compose(overrides: list[str]):
 def count(cfg) -> dict:
     """Build the configured net and count it; returns the figures printed by the CLI."""
     from src.config import validate
-    from src.models import build_video_model
     from src.models.flops import profile_macs
-    from src.train import net_config
+    from src.train import build_net, net_config
 
     validate(cfg)
-    net = build_video_model(**net_config(cfg, num_classes=cfg.dataset.num_classes))
+    net = build_net(net_config(cfg, num_classes=cfg.dataset.num_classes))
     profile = profile_macs(net, cfg.num_segments, input_size=cfg.input_size)
     has_masks = bool(profile.focal)
     ratio = cfg.ratio if cfg.ratio is not None else (cfg.rt if has_masks else 1.0)

@@ -19,11 +19,20 @@ from src.config import ConfigError, apply_global_batch, validate
 
 
 def net_config(cfg: DictConfig, num_classes: int) -> dict:
-    """Keyword arguments of `build_video_model` for this config (also saved in checkpoints)."""
+    """The model config with backbone and class count filled in: `build_net` instantiates it, and it is
+    saved in checkpoints (`suite_model`) so `src.eval` can rebuild the net."""
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    model.pop("_target_", None)
     return {**model, "backbone": cfg.backbone.name, "num_classes": num_classes,
             **OmegaConf.to_container(cfg.backbone.options, resolve=True)}
+
+
+def build_net(config: dict):
+    """Instantiate a net from `net_config` (default target: `src.models.build_video_model`)."""
+    from hydra.utils import instantiate
+
+    config = dict(config)
+    config.setdefault("_target_", "src.models.build_video_model")
+    return instantiate(config, _convert_="all")
 
 
 def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
@@ -64,15 +73,14 @@ def build_loggers(cfg: DictConfig) -> list:
     return loggers
 
 
-def train(cfg: DictConfig) -> dict:
-    """Fit per `cfg`; returns the final metrics (`val/*`, `best/*`) and paths."""
+def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
+    """Fit per `cfg` (plus any extra Lightning `callbacks`); returns the final metrics and paths."""
     apply_global_batch(cfg)
     validate(cfg)
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
     from src.lit.video_module import VideoClassifier
-    from src.models import build_video_model
 
     output_dir = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
@@ -81,7 +89,7 @@ def train(cfg: DictConfig) -> dict:
     ckpt_path = resolve_ckpt_path(cfg, output_dir)
 
     kwargs = net_config(cfg, num_classes=cfg.dataset.num_classes)
-    net = build_video_model(**kwargs)
+    net = build_net(kwargs)
     if cfg.get("pretrained"):
         from src.models.checkpoints import load_pretrained
 
@@ -91,7 +99,7 @@ def train(cfg: DictConfig) -> dict:
         optim=OmegaConf.to_container(cfg.optim, resolve=True), lambda_rt=cfg.loss.lambda_rt,
         lambda_rs=cfg.loss.lambda_rs, rt=cfg.rt, rs=cfg.rs, macs_input_size=cfg.dataset.crop_size,
         net_config=kwargs, run_overrides=run_overrides())
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + list(callbacks or [])
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 

@@ -1,0 +1,50 @@
+"""Exact mid-epoch resumption for plain DataLoaders.
+
+The training order is a function of (seed, epoch) only, so after a restart the sampler can regenerate the
+interrupted epoch's order and start after the batches already trained on (Lightning restores its loop
+progress before it asks the DataModule for the train loader).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import Sampler
+
+
+class EpochSampler(Sampler[int]):
+    """A permutation of range(n) seeded by (seed, epoch) (or range(n) without shuffle).
+
+    Lightning calls `set_epoch` at every epoch start. `start_at(k)` makes the next iteration skip the first
+    k indices (once), i.e. resume a partially trained epoch.
+    """
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.epoch = 0
+        self._start = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def start_at(self, index: int) -> None:
+        self._start = max(0, min(index, self.n))
+
+    def order(self) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def __iter__(self):
+        start, self._start = self._start, 0
+        return iter(self.order()[start:])
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def batches_done_this_epoch(trainer) -> int:
+    """Training batches already completed in the current epoch of a run restored from a checkpoint (else 0)."""
+    if trainer is None or not trainer.fit_loop.restarting:
+        return 0
+    return int(trainer.fit_loop.epoch_loop.batch_progress.current.completed)

@@ -1,0 +1,65 @@
+"""Small stand-ins for a video DataModule and an AFNet-like net, to test the training loop by itself."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from src.data.resumable import EpochSampler, batches_done_this_epoch
+from src.models.output import VideoOutput
+
+
+class RandomVideoDataModule(LightningDataModule):
+    """Fixed random clips whose label is the sign pattern of the first pixel's mean over time (learnable)."""
+
+    def __init__(self, name="fake", num_classes=4, metric="top1", num_segments=4, crop_size=16, num_videos=48,
+                 batch_size=8, seed=0, **_):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(num_videos, num_segments, 3, crop_size, crop_size, generator=g)
+        y = torch.randint(0, num_classes, (num_videos,), generator=g)
+        x[:, :, 0] += y.view(-1, 1, 1, 1).float()  # make it learnable
+        self.data, self.batch_size, self.seed = TensorDataset(x, y), batch_size, seed
+        self.num_classes = num_classes
+
+    def check_paths(self):
+        pass
+
+    def train_dataloader(self):
+        sampler = EpochSampler(len(self.data), self.seed)
+        sampler.set_epoch(self.trainer.current_epoch if self.trainer else 0)
+        sampler.start_at(batches_done_this_epoch(self.trainer) * self.batch_size)
+        return DataLoader(self.data, batch_size=self.batch_size, sampler=sampler)
+
+    def val_dataloader(self):
+        return DataLoader(self.data, batch_size=self.batch_size)
+
+
+class TinyMaskedNet(nn.Module):
+    """Per-frame conv features, one Gumbel-free 'mask' from a learnable logit per frame, avg consensus."""
+
+    def __init__(self, num_classes=4, num_segments=4, method="afnet", backbone="r18", **_):
+        super().__init__()
+        self.num_segments = num_segments
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.nav = nn.Linear(8, 1)
+        self.fc = nn.Linear(8, num_classes)
+        self.tau = 1.0
+        self.forced = None
+
+    def set_temperature(self, tau):
+        self.tau = tau
+
+    def set_forced_ratio(self, r):
+        self.forced = r
+
+    def forward(self, x):
+        x = x.flatten(0, 1) if x.dim() == 5 else x
+        f = self.conv(x).relu().mean((2, 3))
+        soft = torch.sigmoid(self.nav(f))
+        hard = (soft > 0.5).float()
+        mask = (hard - soft.detach() + soft).view(-1, 1, 1, 1)
+        logits = self.fc(f * mask.view(-1, 1))
+        return VideoOutput(logits.view(-1, self.num_segments, logits.shape[-1]).mean(1), masks=[mask])

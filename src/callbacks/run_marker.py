@@ -17,12 +17,14 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 class RunMarker(Callback):
-    def __init__(self, output_dir: str):
+    def __init__(self, output_dir: str, meta: dict | None = None):
         self.output_dir = Path(output_dir)
+        self.meta = dict(meta or {})
 
     def summary(self, trainer, pl_module) -> dict:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         return {
+            **self.meta,
             "best": dict(pl_module.best),
             "final": metrics,
             "epochs": trainer.current_epoch,

@@ -128,6 +128,7 @@ class VideoClassifier(LightningModule):
         metrics = {f"{stage}/top1": top1, f"{stage}/top5": top5, f"{stage}/gflops": self._val_gmacs_sum / n}
         if self.hparams.metric == "mAP":
             metrics[f"{stage}/mAP"] = self.val_map.compute()
+        per_mask = None
         if self._val_ratio_sum is not None:
             per_mask = self._val_ratio_sum / n
             metrics[f"{stage}/ratio"] = float(per_mask.mean())
@@ -138,7 +139,8 @@ class VideoClassifier(LightningModule):
             value = float(metrics[f"val/{self.hparams.metric}"])
             if value > self.best["metric"]:
                 self.best = {"metric": value, "gflops": float(metrics["val/gflops"]),
-                             "epoch": int(self.current_epoch)}
+                             "epoch": int(self.current_epoch), "ratio": float(metrics.get("val/ratio", 1.0)),
+                             "ratios": [float(v) for v in per_mask] if self._val_ratio_sum is not None else []}
             metrics.update({"best/metric": self.best["metric"], "best/gflops": self.best["gflops"],
                             "best/epoch": float(self.best["epoch"])})
         self.log_dict({k: float(v) for k, v in metrics.items()}, sync_dist=True)

@@ -1,114 +1,160 @@
-"""ResNet-18/34/50/101 (v1.5: the stride sits on the 3x3 conv) with an optional TSM residual shift.
+"""ResNet-18/34/50/101 (v1.5: stride on the 3x3 conv) from plain torch.nn, with an optional TSM residual shift.
 
-Module names follow the usual ImageNet ResNet layout (conv1, bn1, layer1.0.conv1, layer1.0.downsample.0/1,
-fc), so a locally stored ImageNet state dict loads one to one (`load_imagenet_weights`).
+Module names follow the standard ImageNet ResNet (conv1, bn1, layer1.0.conv1, layer1.0.downsample.0/1, fc),
+so a locally stored standard state dict loads 1:1 with `load_imagenet_weights`. ResNet-50 at width 64:
+25,557,032 parameters (1000-way) and 4.089 GMACs per 224² frame.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
-from src.models.temporal_shift import temporal_shift
-
-DEPTHS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
-          101: ("bottleneck", (3, 4, 23, 3))}
+from src.models.temporal_shift import TemporalShift
 
 
 def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+    """A bias-free k x k conv with 'same' padding and its BN."""
     return nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)
 
 
+def _downsample(in_ch: int, out_ch: int, stride: int) -> nn.Module | None:
+    """The standard projection shortcut (1x1 conv, stride s, + BN) when the shape changes."""
+    if stride == 1 and in_ch == out_ch:
+        return None
+    return nn.Sequential(*conv_bn(in_ch, out_ch, 1, stride))
+
+
 class BasicBlock(nn.Module):
+    """3x3 -> 3x3 residual block: (B, in_ch, H, W) -> (B, planes, H/stride, W/stride)."""
+
     expansion = 1
 
-    def __init__(self, cin: int, width: int, stride: int = 1, shift_segments: int = 0):
+    def __init__(self, in_ch: int, planes: int, stride: int = 1, shift: bool = False, num_segments: int = 8):
         super().__init__()
-        cout = width * self.expansion
-        self.conv1, self.bn1 = conv_bn(cin, width, 3, stride)
-        self.conv2, self.bn2 = conv_bn(width, cout, 3)
-        self.downsample = (nn.Sequential(*conv_bn(cin, cout, 1, stride))
-                           if stride != 1 or cin != cout else None)
-        self.shift_segments = shift_segments
+        self.shift = TemporalShift(num_segments) if shift else None
+        self.conv1 = nn.Conv2d(in_ch, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(in_ch, planes, stride)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        if self.shift is not None:
+            x = self.shift(x)
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = x if self.downsample is None else self.downsample(x)
-        if self.shift_segments:
-            x = temporal_shift(x, self.shift_segments)
-        return torch.relu(skip + self.residual(x))
+        return self.relu(self.residual(x) + skip)
 
 
-class Bottleneck(BasicBlock):
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 (stride) -> 1x1 block: (B, in_ch, H, W) -> (B, 4*planes, H/stride, W/stride)."""
+
     expansion = 4
 
-    def __init__(self, cin: int, width: int, stride: int = 1, shift_segments: int = 0):
-        nn.Module.__init__(self)
-        cout = width * self.expansion
-        self.conv1, self.bn1 = conv_bn(cin, width, 1)
-        self.conv2, self.bn2 = conv_bn(width, width, 3, stride)
-        self.conv3, self.bn3 = conv_bn(width, cout, 1)
-        self.downsample = (nn.Sequential(*conv_bn(cin, cout, 1, stride))
-                           if stride != 1 or cin != cout else None)
-        self.shift_segments = shift_segments
+    def __init__(self, in_ch: int, planes: int, stride: int = 1, shift: bool = False, num_segments: int = 8):
+        super().__init__()
+        out_ch = planes * self.expansion
+        self.shift = TemporalShift(num_segments) if shift else None
+        self.conv1 = nn.Conv2d(in_ch, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out_ch, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_ch)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(in_ch, out_ch, stride)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = torch.relu(self.bn2(self.conv2(x)))
+        # the shift only feeds the residual function: the skip keeps each frame's own features
+        if self.shift is not None:
+            x = self.shift(x)
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
         return self.bn3(self.conv3(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.residual(x) + skip)
+
+
+DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, ...]]] = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+}
 
 
 class ResNet(nn.Module):
-    """Per-image ResNet trunk: (B, 3, H, W) -> pooled features (B, out_channels); `fc` is the ImageNet head.
+    """ImageNet ResNet on (B, 3, H, W) frames -> (B, num_classes) logits; `features` gives (B, out_channels).
 
-    width: stem / first-stage width (64 = the published model; tests and CPU runs use 8-16).
-    shift_segments: T > 0 turns on the TSM residual shift (SPEC §2.10) over clips of T consecutive images.
+    depth: 18, 34, 50 or 101. width: stem / first-stage width (64 = the published model, 8-16 for tests);
+    stage widths are width * (1, 2, 4, 8). shift / num_segments: TSM residual shift in every block over clips
+    of num_segments consecutive images (B = N*T). num_classes=0 leaves `fc` an Identity.
+    zero_init_residual: the last BN of every block starts at gamma=0 (off, as the standard model).
     """
 
-    def __init__(self, depth: int = 50, width: int = 64, num_classes: int = 1000, shift_segments: int = 0):
+    def __init__(self, depth: int = 50, width: int = 64, num_classes: int = 1000, shift: bool = False,
+                 num_segments: int = 8, zero_init_residual: bool = False):
         super().__init__()
         if depth not in DEPTHS:
             raise ValueError(f"ResNet depth {depth}: choose one of {sorted(DEPTHS)}")
-        kind, counts = DEPTHS[depth]
-        block = BasicBlock if kind == "basic" else Bottleneck
+        block, counts = DEPTHS[depth]
+        self.depth, self.num_segments = depth, num_segments
         self.conv1, self.bn1 = conv_bn(3, width, 7, 2)
+        self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        cin = width
+        in_ch = width
         for i, n in enumerate(counts):
-            w = width * 2**i
+            planes, stride = width * 2**i, 1 if i == 0 else 2
             blocks = []
             for j in range(n):
-                blocks.append(block(cin, w, 2 if (j == 0 and i > 0) else 1, shift_segments))
-                cin = w * block.expansion
+                blocks.append(block(in_ch, planes, stride if j == 0 else 1, shift=shift, num_segments=num_segments))
+                in_ch = planes * block.expansion
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-        self.out_channels = cin
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, num_classes)
+        self.out_channels = in_ch
+        self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
+
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, (Bottleneck, BasicBlock)):
+                    nn.init.zeros_((m.bn3 if isinstance(m, Bottleneck) else m.bn2).weight)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        """(B, 3, H, W) -> (B, out_channels) after global average pooling."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.avgpool(x).flatten(1)
+        return torch.flatten(self.avgpool(x), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
 
 
-def load_matching(model: nn.Module, state: dict, strip_prefixes: tuple[str, ...] = ("module.",)) -> dict:
-    """Copy the entries of `state` whose name and shape match `model`; returns a report
-    {"loaded": [...], "skipped": {name: reason}, "missing": [...]} (missing = model keys left as initialised)."""
+def load_matching(model: nn.Module, state: dict, strip_prefixes: tuple[str, ...] = ("module.",),
+                  add_prefix: str = "") -> dict:
+    """Copy the entries of `state` whose name (after stripping `strip_prefixes`, then prepending `add_prefix`)
+    and shape match `model`. Returns {"loaded": [...], "skipped": {name: reason}, "missing": [...]}
+    (missing = model keys left at their initialisation)."""
     own = model.state_dict()
-    loaded, skipped = [], {}
-    merged = dict(own)
+    merged, loaded, skipped = dict(own), [], {}
     for k, v in state.items():
         for p in strip_prefixes:
             if k.startswith(p):
                 k = k[len(p):]
+        k = add_prefix + k
         if k not in own:
             skipped[k] = "not in model"
         elif tuple(own[k].shape) != tuple(v.shape):
@@ -120,7 +166,15 @@ def load_matching(model: nn.Module, state: dict, strip_prefixes: tuple[str, ...]
     return {"loaded": loaded, "skipped": skipped, "missing": sorted(set(own) - set(loaded))}
 
 
-def load_imagenet_weights(model: ResNet, path: str) -> dict:
-    """Load a local ImageNet ResNet state dict (or {'state_dict': ...}) by name and shape; returns the report."""
+def load_imagenet_weights(model: nn.Module, path: str | Path, add_prefix: str = "") -> dict:
+    """Load a locally stored standard ImageNet ResNet state dict (plain, or under 'state_dict' / 'model')
+    into `model` by name and shape, e.g. a 1000-way `fc` is skipped for a 174-way model. `add_prefix`
+    maps into a wrapper ('trunk.' for a TSN/TSM model). Prints and returns the `load_matching` report."""
     state = torch.load(path, map_location="cpu", weights_only=True)
-    return load_matching(model, state.get("state_dict", state))
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    report = load_matching(model, state, add_prefix=add_prefix)
+    if report["skipped"]:
+        print(f"load_imagenet_weights: {len(report['loaded'])} tensors loaded, skipped {report['skipped']}")
+    return report

@@ -33,8 +33,10 @@ def consensus(frame_logits: torch.Tensor, num_segments: int) -> torch.Tensor:
 class VideoClassifier2D(nn.Module):
     """TSN (shift off) or TSM (trunk built with the residual shift).
 
-    trunk: maps (N*T, 3, H, W) to (N*T, C) features and has `out_channels`.
-    forward: (N, T, 3, H, W) or (N*T, 3, H, W) -> VideoOutput(logits (N, K)), no masks.
+    trunk: `features((N*T, 3, H, W)) -> (N*T, C)` and attribute `out_channels` = C (`ResNet`, `MobileNetV3`).
+    head: Dropout(dropout) -> new Linear(C, num_classes), weights N(0, 0.001), bias 0.
+    forward: (N, T, 3, H, W) or (N*T, 3, H, W) -> VideoOutput(logits (N, K)), the mean over T of the
+        per-frame logits, no masks.
     """
 
     uses_ratio_loss = False
@@ -51,6 +53,12 @@ class VideoClassifier2D(nn.Module):
     def set_forced_ratio(self, ratio: float | None) -> None:
         """No navigation: nothing to do."""
 
-    def forward(self, x: torch.Tensor) -> VideoOutput:
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, T, 3, H, W) or (N*T, 3, H, W) -> per-frame logits (N*T, K)."""
         x = fold_frames(x, self.num_segments)
-        return VideoOutput(consensus(self.head(self.trunk.features(x)), self.num_segments))
+        if x.shape[0] % self.num_segments:
+            raise ValueError(f"batch of {x.shape[0]} frames is not a multiple of num_segments={self.num_segments}")
+        return self.head(self.trunk.features(x))
+
+    def forward(self, x: torch.Tensor) -> VideoOutput:
+        return VideoOutput(consensus(self.frame_logits(x), self.num_segments))

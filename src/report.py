@@ -1,0 +1,221 @@
+"""Paper table vs our runs: `python -m src.report <table> [--logs logs] [--source local|wandb] [--out experiments]`.
+
+For every row of `<table>` in paper-tables.yaml: the published metric and GFLOPs, ours (mean ± std over
+seeds), the difference, our realised GFLOPs, the number of runs and a status (missing / running / done;
+`cited` rows are reference rows from other papers). Writes experiments/<table>/results.md and results.csv,
+and PNG figures: accuracy vs GFLOPs (paper and ours) and the realised selection ratio per block.
+Runs are found by the `row_id` their summary.json carries (set by conf/row/<table>/<row>.yaml). Table S5
+(latency) is read from experiments/S5/bench.json, written by `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = ROOT / "experiments" / "paper-tables.yaml"  # a copy of shared/reference/paper-tables.yaml
+ROW_KEYS = ("method", "backbone", "frames", "rt", "rs", "fusion", "tau_schedule")
+FUSION = {"dynamic": "dynamic", "addition": "add"}
+
+
+def load_tables(path: Path = TABLES) -> dict:
+    if not path.is_file():
+        raise SystemExit(f"{path}: paper tables not found (pass --tables)")
+    return yaml.safe_load(path.read_text())
+
+
+def row_id(table: str, row: dict) -> str:
+    """The id a row's config carries (conf/row/<table>/<name>.yaml sets `row_id`)."""
+    if row["method"] == "af_backbone":
+        return f"{table}/pretrain_{row['backbone']}"
+    name = f"{row['method']}_{row['backbone']}_{row['frames']}f"
+    for k in ("rt", "rs"):
+        if k in row:
+            name += f"_{k}{row[k]}"
+    if "fusion" in row:
+        name += f"_{FUSION[row['fusion']]}"
+    if "tau_schedule" in row:
+        name += f"_tau-{row['tau_schedule']}"
+    return f"{table}/{name}"
+
+
+def local_runs(logs: Path) -> list[dict]:
+    """Every run folder under `logs` with a summary.json (finished or preempted) or a checkpoint (running)."""
+    runs = []
+    for summary in logs.rglob("summary.json"):
+        s = json.loads(summary.read_text())
+        s["status"] = "done" if (summary.parent / "DONE").exists() else "running"
+        s["dir"] = str(summary.parent)
+        runs.append(s)
+    for cfg in logs.rglob(".hydra/config.yaml"):
+        run_dir = cfg.parent.parent
+        if (run_dir / "summary.json").exists():
+            continue
+        c = yaml.safe_load(cfg.read_text())
+        runs.append({"row_id": c.get("row_id"), "seed": c.get("seed"), "status": "running", "dir": str(run_dir)})
+    return runs
+
+
+def wandb_runs(project: str, table: str) -> list[dict]:
+    """Runs of W&B group `table`: their config row_id and the best-epoch summary (needs network + API key)."""
+    import wandb
+
+    runs = []
+    for r in wandb.Api().runs(project, filters={"group": table}):
+        best = {"metric": r.summary.get("best/metric"), "gflops": r.summary.get("best/gflops")}
+        runs.append({"row_id": r.config.get("row_id"), "seed": r.config.get("seed"), "best": best,
+                     "status": "done" if r.state == "finished" else "running", "dir": r.url})
+    return runs
+
+
+def _fmt(x, nd=1):
+    return "" if x is None else f"{x:.{nd}f}"
+
+
+def summarise(table: str, spec: dict, runs: list[dict]) -> list[dict]:
+    out = []
+    for row in spec.get("rows", []):
+        rec = {k: row.get(k, "") for k in ROW_KEYS}
+        rec.update(paper=row.get("metric", row.get("cpu_ms")), paper_gflops=row.get("gflops"), note=row.get("note", ""))
+        if row.get("cited"):
+            rec.update(status="cited", runs=0, ours=None, ours_std=None, gflops=None, delta=None, ratios=[])
+            out.append(rec)
+            continue
+        rid = row_id(table, row)
+        mine = [r for r in runs if r.get("row_id") == rid]
+        done = [r for r in mine if r["status"] == "done" and r.get("best", {}).get("metric") is not None]
+        vals = [r["best"]["metric"] for r in done]
+        gfl = [r["best"]["gflops"] for r in done if r["best"].get("gflops") is not None]
+        rec.update(row_id=rid, runs=len(done), ours=statistics.fmean(vals) if vals else None,
+                   ours_std=statistics.stdev(vals) if len(vals) > 1 else None,
+                   gflops=statistics.fmean(gfl) if gfl else None,
+                   ratios=(done[0]["best"].get("ratios") or []) if done else [],
+                   status="done" if done else ("running" if mine else "missing"))
+        rec["delta"] = rec["ours"] - rec["paper"] if rec["ours"] is not None and rec["paper"] is not None else None
+        out.append(rec)
+    return out
+
+
+def latency_rows(spec: dict, bench: Path) -> list[dict]:
+    """Table S5: the paper's CPU latencies next to ours from `make bench` (as ratios to TSM, the only
+    figures comparable across machines)."""
+    data = json.loads(bench.read_text())["latency"] if bench.is_file() else {}
+    paper_tsm = next((r["cpu_ms"] for r in spec["rows"] if r["method"] == "tsm"), None)
+    out = []
+    for row in spec["rows"]:
+        key = {"tsm": "tsm_r50", "afnet_tsm": f"afnet_tsm_r50@{row.get('rt', 0):.2f}"}.get(row["method"])
+        ours = data.get(key) if key else None
+        rec = {k: row.get(k, "") for k in ROW_KEYS}
+        rec.update(paper=row["cpu_ms"], paper_ratio=row["cpu_ms"] / paper_tsm if paper_tsm else None,
+                   ours=ours["median"] if ours else None, ours_ratio=ours["ratio_to_tsm"] if ours else None,
+                   status="cited" if row.get("cited") else ("done" if ours else "missing"))
+        out.append(rec)
+    return out
+
+
+def write_outputs(table: str, spec: dict, rows: list[dict], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    latency = table == "S5"
+    cols = (["method", "backbone", "frames", "rt", "paper", "paper_ratio", "ours", "ours_ratio", "status"] if latency
+            else ["method", "backbone", "frames", "rt", "rs", "fusion", "tau_schedule", "paper", "ours", "ours_std",
+                  "delta", "paper_gflops", "gflops", "runs", "status"])
+    with open(out_dir / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    metric = spec.get("metric", "")
+    lines = [f"# {table}: {spec.get('title', '')}", "", f"Metric: {metric}. Paper values from paper-tables.yaml.", ""]
+    if latency:
+        lines += ["| method | backbone | paper CPU ms | paper ÷ TSM | ours ms | ours ÷ TSM | status |", "|" + "---|" * 7]
+        for r in rows:
+            lines.append(f"| {r['method']} | {r['backbone']} | {r['paper']} | {_fmt(r['paper_ratio'], 3)} | "
+                         f"{_fmt(r['ours'])} | {_fmt(r['ours_ratio'], 3)} | {r['status']} |")
+    else:
+        lines += ["| method | backbone | frames | RT | RS | fusion | τ decay | paper | ours | Δ | paper GFLOPs |"
+                  " our GFLOPs | runs | status |", "|" + "---|" * 14]
+        for r in rows:
+            ours = _fmt(r["ours"], 2) + (f" ± {r['ours_std']:.2f}" if r.get("ours_std") is not None else "")
+            lines.append(f"| {r['method']} | {r['backbone']} | {r['frames']} | {r['rt']} | {r['rs']} | {r['fusion']} |"
+                         f" {r['tau_schedule']} | {r['paper']} | {ours} | {_fmt(r['delta'], 2)} | "
+                         f"{_fmt(r['paper_gflops'])} | {_fmt(r['gflops'], 3)} | {r['runs']} | {r['status']} |")
+    notes = [f"- {r['method']} {r['backbone']} {r['frames']}f: {r['note']}" for r in rows if r.get("note")]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    figures = [] if latency else plot(table, rows, out_dir, metric)
+    lines += ["", *[f"![{p.stem}]({p.name})" for p in figures]]
+    (out_dir / "results.md").write_text("\n".join(lines) + "\n")
+    return [out_dir / "results.md", out_dir / "results.csv", *figures]
+
+
+def plot(table: str, rows: list[dict], out_dir: Path, metric: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    methods = sorted({r["method"] for r in rows})
+    colors = {m: f"C{i}" for i, m in enumerate(methods)}
+    for r in rows:
+        label = f"{r['method']} {r['backbone']} {r['frames']}f" + (f" rt{r['rt']}" if r["rt"] != "" else "")
+        if r.get("paper") is not None and r.get("paper_gflops") is not None:
+            ax.scatter(r["paper_gflops"], r["paper"], facecolors="none", edgecolors=colors[r["method"]], s=60)
+            ax.annotate(label, (r["paper_gflops"], r["paper"]), fontsize=6)
+        if r.get("ours") is not None and r.get("gflops") is not None:
+            ax.errorbar(r["gflops"], r["ours"], yerr=r.get("ours_std") or 0, fmt="o", color=colors[r["method"]])
+    ax.set_xlabel("GFLOPs per video (GMACs)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{table}: paper (hollow) vs ours (filled)")
+    fig.tight_layout()
+    files.append(out_dir / "accuracy_vs_gflops.png")
+    fig.savefig(files[-1], dpi=120)
+    plt.close(fig)
+    with_ratios = [r for r in rows if r.get("ratios")]
+    if with_ratios:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for r in with_ratios:
+            ax.plot(range(len(r["ratios"])), r["ratios"], marker="o",
+                    label=f"{r['method']} {r['backbone']} rt{r['rt']}")
+        ax.set_xlabel("focal block (mask index)")
+        ax.set_ylabel("realised selection ratio")
+        ax.set_ylim(0, 1.05)
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        files.append(out_dir / "ratio_per_block.png")
+        fig.savefig(files[-1], dpi=120)
+        plt.close(fig)
+    return files
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("table")
+    ap.add_argument("--tables", type=Path, default=TABLES, help="paper-tables.yaml (or a demo table file)")
+    ap.add_argument("--logs", type=Path, default=ROOT / "logs", help="run folders to scan (local source)")
+    ap.add_argument("--source", choices=("local", "wandb"), default="local")
+    ap.add_argument("--project", default="afnet", help="W&B entity/project (wandb source)")
+    ap.add_argument("--out", type=Path, default=ROOT / "experiments")
+    args = ap.parse_args(argv)
+    tables = load_tables(args.tables)
+    if args.table not in tables or "rows" not in tables[args.table]:
+        raise SystemExit(f"table {args.table!r}: choose one of {', '.join(k for k in tables if 'rows' in tables[k])}")
+    spec = tables[args.table]
+    if args.table == "S5":
+        rows = latency_rows(spec, args.out / "S5" / "bench.json")
+    else:
+        runs = local_runs(args.logs) if args.source == "local" else wandb_runs(args.project, args.table)
+        rows = summarise(args.table, spec, runs)
+    for p in write_outputs(args.table, spec, rows, args.out / args.table):
+        print(p)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -122,7 +122,8 @@ def latency_rows(spec: dict, bench: Path) -> list[dict]:
 def write_outputs(table: str, spec: dict, rows: list[dict], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     latency = table == "S5"
-    cols = (["method", "backbone", "frames", "rt", "paper", "paper_ratio", "ours", "ours_ratio", "status"] if latency
+    cols = (["method", "backbone", "frames", "rt", "paper", "paper_ratio", "ours", "ours_ratio", "status"]
+            if latency
             else ["method", "backbone", "frames", "rt", "rs", "fusion", "tau_schedule", "paper", "ours", "ours_std",
                   "delta", "paper_gflops", "gflops", "runs", "status"])
     with open(out_dir / "results.csv", "w", newline="") as f:

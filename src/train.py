@@ -138,10 +138,12 @@ def print_summary(cfg: DictConfig, result: dict) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    from src.data import DataConfigError, ListFormatError
+
     try:
         result = train(cfg)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
+    except (ConfigError, DataConfigError, ListFormatError) as e:
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     return result["metrics"].get(f"val/{cfg.dataset.get('metric', 'top1')}")
 

@@ -15,11 +15,14 @@ class EpochSampler(Sampler[int]):
     """A permutation of range(n) seeded by (seed, epoch) (or range(n) without shuffle).
 
     Lightning calls `set_epoch` at every epoch start. `start_at(k)` makes the next iteration skip the first
-    k indices (once), i.e. resume a partially trained epoch.
+    k indices (once), i.e. resume a partially trained epoch. With `encode_epoch`, it yields
+    `index + epoch * n`, so the dataset can seed its augmentation by (epoch, index) in any worker.
     """
 
-    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
-        self.n, self.seed, self.shuffle = n, seed, shuffle
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True, encode_epoch: bool = False, rank: int = 0,
+                 world_size: int = 1):
+        self.n, self.seed, self.shuffle, self.encode_epoch = n, seed, shuffle, encode_epoch
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self._start = 0
 
@@ -27,20 +30,26 @@ class EpochSampler(Sampler[int]):
         self.epoch = epoch
 
     def start_at(self, index: int) -> None:
-        self._start = max(0, min(index, self.n))
+        self._start = max(0, min(index, len(self)))
 
     def order(self) -> list[int]:
-        if not self.shuffle:
-            return list(range(self.n))
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return torch.randperm(self.n, generator=g).tolist()
+        """This rank's indices for the current epoch: the epoch's permutation, padded by wrapping to a multiple
+        of world_size, then every world_size-th entry from `rank` (so ranks see disjoint, equal shares)."""
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            full = torch.randperm(self.n, generator=g).tolist()
+        else:
+            full = list(range(self.n))
+        full += full[: (-len(full)) % self.world_size]
+        return full[self.rank:: self.world_size]
 
     def __iter__(self):
         start, self._start = self._start, 0
-        return iter(self.order()[start:])
+        offset = self.epoch * self.n if self.encode_epoch else 0
+        return iter([i + offset for i in self.order()[start:]])
 
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // self.world_size)
 
 
 def batches_done_this_epoch(trainer) -> int:

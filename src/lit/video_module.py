@@ -87,6 +87,12 @@ class VideoClassifier(LightningModule):
         self.log_dict(log, on_step=True, on_epoch=True, batch_size=len(y), sync_dist=False)
         return loss
 
+    def on_train_epoch_end(self):
+        dm = getattr(self.trainer, "datamodule", None)
+        if hasattr(dm, "pop_bad_samples"):
+            seen, bad = dm.pop_bad_samples()
+            self.log_dict({"data/samples_read": float(seen), "data/bad_samples": float(bad)})
+
     # ---- validation / test ---------------------------------------------------------------------------
     def macs_profile(self):
         """Analytic MAC profile of the net at the training input size (computed once)."""

@@ -1,91 +1,125 @@
 """Analytic multiply-accumulate counts per video, with the official counter's conventions (SPEC §5).
 
-Counted: convolutions (C_in·C_out·H_out·W_out·k²/groups), linear layers, max/avg pooling (k²·C·H_out·W_out,
-i.e. 9·C·H·W for the 3x3 pools) and global average pooling (C·H·W). Not counted: BN, activations,
-element-wise ops, interpolation, the temporal shift. Convolutions tagged `focal_mask_index = i` (a focal
-block's residual function) are kept apart: their cost scales with mask i's realised selection ratio (and
-the spatial ratio, when spatial masks are on). "GFLOPs" in the paper are these GMACs.
+Counted: convolutions (C_in·C_out·H_out·W_out·k²/groups), linear layers (in·out per row), max/avg pooling
+(k²·C·H_out·W_out, i.e. 9·C·H·W for the 3x3 pools) and global average pooling modules (C·H·W of the input).
+Not counted: BN, activations, element-wise ops, interpolation, the temporal shift, functional pooling.
+Convolutions tagged `focal_mask_index = i` (a focal block's residual function) are kept apart: their cost
+scales with mask i's realised selection ratio, times the spatial ratio when spatial masks are on.
+The paper's "GFLOPs" are these GMACs; `FlopCounterMode` reports 2 FLOPs per MAC.
+
+Typical use: profile once (one forward of one video), then `profile.gmacs(out.ratios())` per batch.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+_GAPS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_COUNTED = (nn.Conv2d, nn.Linear, *_POOLS, *_GAPS)
 
 
 @dataclass
 class MacsProfile:
-    """GMACs per video of a model at one input size: `static` (paid whatever the masks), `focal[i]` (the convs
-    gated by mask i, at ratio 1), `params` (count)."""
+    """GMACs per video of one model at one input size and clip length.
+
+    static: GMACs paid whatever the masks do (everything not tagged `focal_mask_index`).
+    focal: focal[i] = GMACs of the convs gated by mask i when it selects every frame (ratio 1).
+    params: parameter count of the model.
+    """
 
     static: float
     focal: list[float] = field(default_factory=list)
     params: int = 0
 
     def gmacs(self, ratios: float | list[float] = 1.0, spatial_ratios: float | list[float] | None = None) -> float:
-        """GMACs per video when mask i selects a fraction ratios[i] of the frames (one float: every mask)."""
-        n = len(self.focal)
-        r = [float(ratios)] * n if isinstance(ratios, (int, float)) else list(ratios)
-        if len(r) != n:
-            raise ValueError(f"{len(r)} ratios for a model with {n} masks")
+        """GMACs per video when mask i selects a fraction ratios[i] of the frames (one float: every mask) and,
+        with spatial masks, a fraction spatial_ratios[i] of the positions."""
+        r = self._per_mask(ratios, "ratios")
         if spatial_ratios is not None:
-            s = [float(spatial_ratios)] * n if isinstance(spatial_ratios, (int, float)) else list(spatial_ratios)
-            r = [a * b for a, b in zip(r, s, strict=True)]
+            r = [a * b for a, b in zip(r, self._per_mask(spatial_ratios, "spatial_ratios"))]
         return self.static + sum(f * x for f, x in zip(self.focal, r))
+
+    def _per_mask(self, values: float | list[float], name: str) -> list[float]:
+        n = len(self.focal)
+        if isinstance(values, (int, float)):
+            return [float(values)] * n
+        values = [float(v) for v in values]
+        if len(values) != n:
+            raise ValueError(f"{len(values)} {name} for a model with {n} masks")
+        return values
 
 
 def count_params(model: nn.Module) -> int:
+    """Number of parameters (trainable or not)."""
     return sum(p.numel() for p in model.parameters())
 
 
-def _layer_macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
+def layer_macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
+    """MACs of one call of a counted layer, from its real input / output shapes (0 for other layers)."""
     if isinstance(module, nn.Conv2d):
         k = module.kernel_size[0] * module.kernel_size[1]
         return out.numel() * (module.in_channels // module.groups) * k
     if isinstance(module, nn.Linear):
         return out.numel() * module.in_features
     if isinstance(module, _POOLS):
-        k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
-        return out.numel() * k * k
-    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        k = module.kernel_size
+        return out.numel() * (k * k if isinstance(k, int) else k[0] * k[1])
+    if isinstance(module, _GAPS):
         return inp.numel()
     return 0
 
 
-@torch.no_grad()
-def profile_macs(model: nn.Module, num_segments: int, input_size: int = 224) -> MacsProfile:
-    """Count one video of `num_segments` frames at input_size² with every frame selected (forced ratio 1).
-
-    The model is run in eval mode on zeros and restored to its previous mode and forced ratio afterwards.
-    Works for any model whose layers are nn.Modules (hooks read the real output shapes).
-    """
+def _count(model: nn.Module, x: torch.Tensor, pools: bool) -> dict[int | None, int]:
+    """MACs of one forward of `model` on x, keyed by `focal_mask_index` (None: not gated)."""
     totals: dict[int | None, int] = {}
+    counted = _COUNTED if pools else (nn.Conv2d, nn.Linear)
 
     def hook(module, args, out):
-        macs = _layer_macs(module, args[0], out)
+        macs = layer_macs(module, args[0], out)
         if macs:
             key = getattr(module, "focal_mask_index", None)
             totals[key] = totals.get(key, 0) + macs
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear, *_POOLS, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))]
-    was_training = model.training
-    forced = getattr(model, "forced_ratio", None)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, counted)]
     try:
-        model.eval()
-        if hasattr(model, "set_forced_ratio"):
-            model.set_forced_ratio(1.0)
-        model(torch.zeros(1, num_segments, 3, input_size, input_size))
+        model(x)
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
-        if hasattr(model, "set_forced_ratio"):
-            model.set_forced_ratio(forced)
+    return totals
+
+
+@torch.no_grad()
+def profile_macs(model: nn.Module, num_segments: int, input_size: int = 224, pools: bool = True) -> MacsProfile:
+    """Count one video of `num_segments` frames at input_size² with every frame selected.
+
+    Runs a copy of the model in eval mode with `set_forced_ratio(1.0)`, so `model` itself is untouched.
+    The copy first runs on the meta device (shapes only, no arithmetic: milliseconds even for 32 frames of
+    ResNet-101); a model whose forward needs real values there (data-dependent indexing) is run for real on
+    zeros instead, on the model's device. Hooks read the actual output shapes, so any model built from
+    nn.Module layers is counted. pools=False leaves pooling out (conv + linear only, what
+    `torch.utils.flop_counter.FlopCounterMode` sees).
+    """
+    try:
+        net = copy.deepcopy(model).to("meta")
+        device = torch.device("meta")
+        totals = _count(_prepare(net), torch.zeros(1, num_segments, 3, input_size, input_size, device=device), pools)
+    except Exception:  # an op without a meta kernel or a data-dependent branch: count for real
+        net = _prepare(copy.deepcopy(model))
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        totals = _count(net, torch.zeros(1, num_segments, 3, input_size, input_size, device=device), pools)
     n_masks = 1 + max((k for k in totals if k is not None), default=-1)
     return MacsProfile(static=totals.get(None, 0) / 1e9, focal=[totals.get(i, 0) / 1e9 for i in range(n_masks)],
                        params=count_params(model))
+
+
+def _prepare(net: nn.Module) -> nn.Module:
+    net.eval()
+    if hasattr(net, "set_forced_ratio"):
+        net.set_forced_ratio(1.0)
+    return net

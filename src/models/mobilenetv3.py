@@ -8,9 +8,10 @@ Reusable blocks (stable API, also used by AF-MobileNetV3 in `src.models.afnet`):
 - `ConvBNAct(in_ch, out_ch, kernel, stride=1, groups=1, act=...)`: conv (no bias) -> BN -> activation.
 - `InvertedResidual(in_ch, exp_ch, out_ch, kernel, stride, use_se, use_hs, pw_groups=1, shift=False,
   num_segments=8, proj_shortcut=False)`: the MobileNetV3 block. `forward(x) = skip(x) + residual(x)` when
-  the block has a skip connection (`has_skip`), else `residual(x)`. `residual` and `skip` are public so a
-  caller can gate the residual per frame: y = skip(x) + m * residual(x). `residual_convs()` lists the convs
-  of the residual function (to tag with `focal_mask_index` for the FLOPs counter).
+  the block has a skip connection (`has_skip`), else `residual(x)`. `residual(x)` (method: shift, then the
+  `conv` Sequential) and `skip` (module or None) are public so a caller can gate the residual per frame:
+  y = skip(x) + m * residual(x). `residual_convs()` lists the convs of the residual function (to tag with
+  `focal_mask_index` for the FLOPs counter).
 
 The shift (TSM, SPEC §2.10) sits at the start of the residual function of every block, the skip stays
 unshifted. AF-MobileNetV3 shifts in every block (SPEC §2.11); this suite does the same for TSM-MobileNetV3 [I].
@@ -109,16 +110,16 @@ class InvertedResidual(nn.Module):
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
         act = HSwish if use_hs else nn.ReLU
+        # the shift is kept out of `conv` so TSN and TSM share state-dict keys (one ImageNet checkpoint loads both)
+        self.shift = TemporalShift(num_segments) if shift else None
         layers: list[nn.Module] = []
-        if shift:
-            layers.append(TemporalShift(num_segments))
         if exp_ch != in_ch:
             layers.append(ConvBNAct(in_ch, exp_ch, 1, groups=pw_groups, act=act))
         layers.append(ConvBNAct(exp_ch, exp_ch, kernel, stride, groups=exp_ch, act=act))
         if use_se:
             layers.append(SqueezeExcite(exp_ch, make_divisible(exp_ch / 4)))
         layers.append(ConvBNAct(exp_ch, out_ch, 1, groups=pw_groups, act=None))
-        self.residual = nn.Sequential(*layers)
+        self.conv = nn.Sequential(*layers)
 
         self.skip: nn.Module | None = None
         if stride == 1 and in_ch == out_ch:
@@ -132,8 +133,12 @@ class InvertedResidual(nn.Module):
         return self.skip is not None
 
     def residual_convs(self) -> list[nn.Conv2d]:
-        """The convs of the residual function (expand, depthwise, SE, project), in forward order."""
-        return [m for m in self.residual.modules() if isinstance(m, nn.Conv2d)]
+        """The convs of the residual function (expand, depthwise, SE fc1/fc2, project), in forward order."""
+        return [m for m in self.conv.modules() if isinstance(m, nn.Conv2d)]
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual function F: (B, in_ch, H, W) -> (B, out_ch, H/stride, W/stride), shift included."""
+        return self.conv(x if self.shift is None else self.shift(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.residual(x)

@@ -12,3 +12,23 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+TINY_SYNTHETIC = dict(seed=3, train_per_class=3, val_per_class=1, size=32, min_frames=6, max_frames=14)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_root(tmp_path_factory):
+    """A data_root holding a tiny built-in dataset (8 classes x 3 train / 1 val videos, 32x32 frames)."""
+    from src.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("data")
+    generate(root / "synthetic", **TINY_SYNTHETIC)
+    return root
+
+
+def tiny_overrides(data_root) -> list[str]:
+    """Overrides that point the default config at `tiny_data_root` with tiny sizes."""
+    gen = [f"dataset.generate.{k}={v}" for k, v in TINY_SYNTHETIC.items()]
+    return [f"data_root={data_root}", "dataset.scale_size=[32,32]", "dataset.crop_size=32", "batch_size=4",
+            "num_workers=0", "backbone.options.width=8", "trainer.enable_progress_bar=false", *gen]

@@ -69,11 +69,13 @@ def render_video(rng: np.random.Generator, label: int, size: int, num_frames: in
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int = 12) -> None:
-    """H.264 (libx264, yuv420p), single-threaded so the bytes are the same on every run."""
+    """H.264 (libx264, yuv420p). Single-threaded and without macroblock-tree rate control, which is not
+    deterministic across processes for small frames: the same frames always give the same bytes."""
     import av
 
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps, options={"crf": "18", "preset": "veryfast", "threads": "1"})
+        options = {"crf": "18", "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
+        stream = out.add_stream("libx264", rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         stream.thread_count = 1
         for f in frames:

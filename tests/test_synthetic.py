@@ -1,0 +1,76 @@
+import hashlib
+
+import av
+import numpy as np
+import pytest
+
+from src.data.lists import parse_list
+from src.data.readers import FrameFolderReader, VideoFileReader, count_frames
+from src.data.synthetic import CLASSES, generate, render_video
+from tests.conftest import TINY_SYNTHETIC
+
+
+def digest(root):
+    h = hashlib.sha256()
+    for name in ("train_frames.txt", "val_frames.txt", "train_videos.txt", "val_videos.txt", "classes.txt"):
+        h.update((root / name).read_bytes())
+    for media in sorted((root / "videos").glob("*.mp4")) + sorted((root / "frames").rglob("*.jpg")):
+        h.update(media.read_bytes())  # the encoders are deterministic too: same bytes, not only same pixels
+    return h.hexdigest()
+
+
+def decoded(root):
+    recs = parse_list(root / "train_frames.txt", "frames")
+    frames = FrameFolderReader(root / "frames", "img_{:05d}.jpg")
+    video = VideoFileReader(root / "videos")
+    out = []
+    for r in recs[:6]:
+        idx = list(range(1, r.num_frames + 1))
+        out.append((frames.read(r.path, idx).numpy(), video.read(r.path + ".mp4", idx).numpy()))
+    return out
+
+
+def test_same_seed_same_bytes_and_pixels(tmp_path, tiny_data_root):
+    again = generate(tmp_path / "again", **TINY_SYNTHETIC)
+    first = tiny_data_root / "synthetic"
+    assert digest(first) == digest(again)
+    for (fa, va), (fb, vb) in zip(decoded(first), decoded(again), strict=True):
+        np.testing.assert_array_equal(fa, fb)
+        np.testing.assert_array_equal(va, vb)
+    other = generate(tmp_path / "other", **{**TINY_SYNTHETIC, "seed": 4})
+    assert digest(other) != digest(first)
+
+
+def test_videos_decode_with_pyav_and_match_the_frames(tiny_data_root):
+    root = tiny_data_root / "synthetic"
+    for rec in parse_list(root / "val_frames.txt", "frames"):
+        path = root / "videos" / f"{rec.path}.mp4"
+        with av.open(str(path)) as c:
+            assert c.streams.video[0].codec_context.name == "h264"
+        assert count_frames(path) == rec.num_frames
+    for jpeg, mp4 in decoded(root):
+        assert jpeg.shape == mp4.shape
+        assert np.abs(jpeg.astype(int) - mp4.astype(int)).mean() < 12  # JPEG vs H.264 of the same frames
+
+
+def test_no_single_frame_tells_the_class():
+    """Where the disc is, over a class's informative frames, is spread over the frame for every class."""
+    rng = np.random.default_rng(0)
+    for label in range(len(CLASSES)):
+        v = render_video(rng, label, 64, 40, len(CLASSES)).astype(float).mean(-1)
+        masks = v > 140
+        xs = [np.nonzero(m)[1].mean() for m in masks if 20 < m.sum() < 600]
+        ys = [np.nonzero(m)[0].mean() for m in masks if 20 < m.sum() < 600]
+        assert max(np.ptp(xs), np.ptp(ys)) > 25  # the disc travels across the frame
+        assert 20 < np.mean(xs) < 44 and 20 < np.mean(ys) < 44  # centred on average, for every direction
+
+
+def test_refuses_to_overwrite_a_different_dataset(tmp_path):
+    generate(tmp_path / "d", **TINY_SYNTHETIC)
+    with pytest.raises(FileExistsError, match="another data_root"):
+        generate(tmp_path / "d", **{**TINY_SYNTHETIC, "seed": 9})
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        generate(tmp_path / "x", **TINY_SYNTHETIC)
+    assert (tmp_path / "x" / "keep.txt").read_text() == "mine"

@@ -1,0 +1,115 @@
+"""Residual blocks of AF-ResNet (SPEC §2.3, §2.11): plain (ample, fusion, stage 4) and focal, Bottleneck and
+BasicBlock forms, each with an optional TSM residual shift."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from src.models.temporal_shift import temporal_shift
+
+
+def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+    return nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)
+
+
+def shortcut(cin: int, cout: int, stride: int, pool: bool) -> nn.Module | None:
+    """ResNet-D shortcut: avg-pool 3x3/2 when strided (`pool`), then 1x1 conv + BN when channels change."""
+    layers = [nn.AvgPool2d(3, stride, 1)] if stride != 1 and pool else []
+    if cin != cout:
+        layers += conv_bn(cin, cout, 1, 1 if pool else stride)
+    return nn.Sequential(*layers) if layers else None
+
+
+class Residual(nn.Module):
+    """y = act(skip(x) + F(shift(x))): the shift moves channels along time inside F only (SPEC §2.10).
+
+    kind: "bottleneck" (1x1, 3x3 stride s, 1x1; inner width out/4) or "basic" (3x3 stride s, 3x3).
+    groups: 2 for focal blocks (all convs of F). last_relu: False for the last ample / focal block of a stage.
+    zero_init: the last BN's gamma starts at 0 (plain blocks, not focal ones, SPEC §2.9).
+    """
+
+    def __init__(self, kind: str, cin: int, cout: int, stride: int = 1, groups: int = 1, last_relu: bool = True,
+                 shift_segments: int = 0, zero_init: bool = True):
+        super().__init__()
+        if kind == "bottleneck":
+            mid = cout // 4
+            self.conv1, self.bn1 = conv_bn(cin, mid, 1, groups=groups)
+            self.conv2, self.bn2 = conv_bn(mid, mid, 3, stride, groups)
+            self.conv3, self.bn3 = conv_bn(mid, cout, 1, groups=groups)
+            self.convs = ["1", "2", "3"]
+        else:
+            self.conv1, self.bn1 = conv_bn(cin, cout, 3, stride, groups)
+            self.conv2, self.bn2 = conv_bn(cout, cout, 3, groups=groups)
+            self.convs = ["1", "2"]
+        self.shortcut = shortcut(cin, cout, stride, pool=True)
+        self.last_relu, self.shift_segments = last_relu, shift_segments
+        if zero_init:
+            nn.init.zeros_(getattr(self, f"bn{self.convs[-1]}").weight)
+
+    def conv_layers(self) -> list[nn.Conv2d]:
+        return [getattr(self, f"conv{i}") for i in self.convs]
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """F: (B, C_in, H, W) -> (B, C_out, H/s, W/s); the frames of B are independent (no shift here)."""
+        last = self.convs[-1]
+        for i in self.convs:
+            x = getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x))
+            if i != last:
+                x = F.relu(x)
+        return x
+
+    def skip(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.shortcut is None else self.shortcut(x)
+
+    def shifted(self, x: torch.Tensor) -> torch.Tensor:
+        return temporal_shift(x, self.shift_segments) if self.shift_segments else x
+
+    def finish(self, y: torch.Tensor) -> torch.Tensor:
+        return F.relu(y) if self.last_relu else y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.finish(self.skip(x) + self.residual(self.shifted(x)))
+
+
+class FocalResidual(Residual):
+    """A focal block: grouped convs (groups=2), never strided, its residual gated per frame by a mask.
+
+    forward(x, mask, spatial, sliced, mask_mode):
+      masked, output mode: y = skip(x) + m ⊙ F(shift(x))   (default; exact twin of the sliced path)
+      masked, input mode:  y = skip(x) + F(m ⊙ shift(x))   (the official code; F(0) ≠ 0 for skipped frames)
+      sliced: F runs on the selected frames only (gathered on the folded batch dim, after the shift) and is
+        scattered back; in input mode the skipped frames get F(0), computed once per call, so both modes stay
+        exactly equal to their masked twins. The skip path always sees every frame, unshifted.
+    x: (N*T, C, H, W); mask: (N*T, 1, 1, 1) in {0, 1} (or soft weights); spatial: (N*T, 1, H, W) or None.
+    """
+
+    def __init__(self, kind: str, cin: int, cout: int, mask_index: int, last_relu: bool = True,
+                 shift_segments: int = 0):
+        super().__init__(kind, cin, cout, 1, groups=2, last_relu=last_relu, shift_segments=shift_segments,
+                         zero_init=False)
+        self.mask_index = mask_index
+        for conv in self.conv_layers():
+            conv.focal_mask_index = mask_index  # the FLOPs counter scales these by the realised ratio
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, spatial: torch.Tensor | None = None,
+                sliced: bool = False, mask_mode: str = "output") -> torch.Tensor:
+        skip, xs = self.skip(x), self.shifted(x)
+        gate = mask if spatial is None else mask * spatial
+        if not sliced:
+            if mask_mode == "input":
+                return self.finish(skip + self.residual(xs * gate))
+            return self.finish(skip + gate * self.residual(xs))
+        idx = (mask.view(-1) > 0.5).nonzero().view(-1)
+        if mask_mode == "input":
+            base = skip + self.residual(torch.zeros_like(xs[:1]))  # skipped frames: skip + F(0)
+        else:
+            base = skip
+        if idx.numel() == 0:
+            return self.finish(base)
+        sub_gate = gate.index_select(0, idx)
+        sub_in = xs.index_select(0, idx)
+        r = self.residual(sub_in * sub_gate) if mask_mode == "input" else sub_gate * self.residual(sub_in)
+        out = base.index_copy(0, idx, skip.index_select(0, idx) + r)
+        return self.finish(out)

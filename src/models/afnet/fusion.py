@@ -17,8 +17,9 @@ class DynamicFusion(nn.Module):
     def __init__(self, channels: int, reduction: int = 16, bias: bool = False, relu: bool = True):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Linear(channels, channels // reduction, bias=bias)
-        self.fc2 = nn.Linear(channels // reduction, channels, bias=bias)
+        hidden = max(1, channels // reduction)  # tiny test widths would give 0
+        self.fc1 = nn.Linear(channels, hidden, bias=bias)
+        self.fc2 = nn.Linear(hidden, channels, bias=bias)
         self.relu = relu
         for fc in (self.fc1, self.fc2):
             nn.init.normal_(fc.weight, 0, 0.01)

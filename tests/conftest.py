@@ -31,4 +31,10 @@ def tiny_overrides(data_root) -> list[str]:
     """Overrides that point the default config at `tiny_data_root` with tiny sizes."""
     gen = [f"dataset.generate.{k}={v}" for k, v in TINY_SYNTHETIC.items()]
     return [f"data_root={data_root}", "dataset.scale_size=[32,32]", "dataset.crop_size=32", "batch_size=4",
-            "num_workers=0", "backbone.options.width=8", "trainer.enable_progress_bar=false", *gen]
+            "num_workers=0", "trainer.enable_progress_bar=false", *gen]
+
+
+def tiny_backbone(backbone: str) -> list[str]:
+    """Select a backbone at a tiny width (fast enough for CPU smoke tests)."""
+    size = "backbone.options.width_mult=0.25" if backbone == "mbv3" else "backbone.options.width=8"
+    return [f"backbone={backbone}", size]

@@ -25,25 +25,29 @@ def tiny(method: str, backbone: str, **kw) -> nn.Module:
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 @pytest.mark.parametrize("method", ["tsn", "tsm"])
-def test_output_shapes_and_folded_input(method, backbone):
+def test_output_shapes(method, backbone):
     net = tiny(method, backbone)
-    x = torch.randn(N, T, 3, SIZE, SIZE)
     with torch.no_grad():
-        out = net(x)
-        folded = net(x.flatten(0, 1))
+        out = net(torch.randn(N, T, 3, SIZE, SIZE))
     assert isinstance(out, VideoOutput)
     assert out.logits.shape == (N, K) and out.masks == [] and out.spatial_masks == []
-    assert torch.equal(out.logits, folded.logits)
     assert net.num_segments == T and net.uses_ratio_loss is False
     net.set_temperature(0.5)  # baseline no-ops must exist
     net.set_forced_ratio(0.5)
+
+
+def test_folded_input_gives_the_same_logits():
+    net = tiny("tsm", "r18")
+    x = torch.randn(N, T, 3, SIZE, SIZE)
+    with torch.no_grad():
+        assert torch.equal(net(x).logits, net(x.flatten(0, 1)).logits)
 
 
 @pytest.mark.parametrize("backbone", ["r18", "r50", "mbv3"])
 def test_tsm_differs_from_tsn_only_by_the_shift(backbone):
     tsn, tsm = tiny("tsn", backbone), tiny("tsm", backbone)
     tsm.load_state_dict(tsn.state_dict())  # the shift has no parameters: same keys, same weights
-    x = torch.randn(N, T, 3, SIZE, SIZE)
+    x = torch.randn(N, T, 3, 32, 32)
     with torch.no_grad():
         a, b = tsn.frame_logits(x), tsm.frame_logits(x)
         y = x.clone()

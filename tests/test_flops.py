@@ -15,7 +15,9 @@ from src.models.resnet import ResNet
 
 HAS_AFNET = importlib.util.find_spec("src.models.afnet") is not None and hasattr(
     importlib.import_module("src.models.afnet"), "build_afnet")
+HAS_AF_MBV3 = HAS_AFNET and importlib.util.find_spec("src.models.afnet.af_mobilenetv3") is not None
 needs_afnet = pytest.mark.skipif(not HAS_AFNET, reason="src.models.afnet.build_afnet does not exist yet")
+needs_af_mbv3 = pytest.mark.skipif(not HAS_AF_MBV3, reason="src.models.afnet.af_mobilenetv3 does not exist yet")
 
 
 def rel(a: float, b: float) -> float:
@@ -159,7 +161,7 @@ def test_af_resnet101():
     assert len(prof.focal) == 27 and rel(prof.gmacs(1.0), 59.73) < 0.005
 
 
-@needs_afnet
+@needs_af_mbv3
 @pytest.mark.parametrize(("frames", "paper"), [(8, 1.55), (12, 2.32)])
 def test_af_mobilenetv3(frames, paper):
     prof = profile_macs(build_video_model("afnet_tsm", "mbv3", 174, frames), frames)
@@ -167,16 +169,29 @@ def test_af_mobilenetv3(frames, paper):
 
 
 @needs_afnet
-@pytest.mark.parametrize(("backbone", "options"), [("r50", {"width": 16}), ("mbv3", {"width_mult": 0.5})])
+@pytest.mark.parametrize(("backbone", "options"), [
+    ("r50", {"width": 8}), ("r18", {"width": 8}),
+    pytest.param("mbv3", {"width_mult": 0.5}, marks=needs_af_mbv3),
+])
 def test_af_sliced_path_matches_flop_counter(backbone, options):
     """At a forced ratio the sliced path really skips frames: torch's conv + matmul count of that forward
     equals the analytic count at the realised ratio (pooling left out of both)."""
-    t, k = 8, 3
+    t, k = 4, 1
     net = build_video_model("afnet", backbone, 10, t, focal_compute="sliced", **options).eval()
-    prof = profile_macs(net, t, input_size=64, pools=False)
+    prof = profile_macs(net, t, input_size=48, pools=False)
     net.set_forced_ratio(k / t)
-    x = torch.randn(2, t, 3, 64, 64)
+    x = torch.randn(2, t, 3, 48, 48)
     out = net(x)
     assert out.ratios() == pytest.approx([k / t] * len(prof.focal))
     assert 2 * prof.gmacs(k / t) == pytest.approx(flop_counter_gmacs(net, x), rel=1e-6)
     assert prof.gmacs(k / t) < prof.gmacs(1.0)
+
+
+@needs_afnet
+@pytest.mark.parametrize("method", ["afnet", "afnet_tsm"])
+def test_af_meta_count_equals_real_count(method):
+    """The meta-device shortcut (nonzero assumed all-true) counts exactly what a real forward counts."""
+    net = build_video_model(method, "r50", 10, 4, width=8)
+    meta, real = profile_macs(net, 4, input_size=32), profile_macs(net, 4, input_size=32, meta=False)
+    assert meta.static == pytest.approx(real.static, rel=1e-12)
+    assert meta.focal == pytest.approx(real.focal, rel=1e-12) and len(real.focal) == 10

@@ -95,23 +95,30 @@ def _count(model: nn.Module, x: torch.Tensor, pools: bool) -> dict[int | None, i
 
 
 @torch.no_grad()
-def profile_macs(model: nn.Module, num_segments: int, input_size: int = 224, pools: bool = True) -> MacsProfile:
+def profile_macs(model: nn.Module, num_segments: int, input_size: int = 224, pools: bool = True,
+                 meta: bool = True) -> MacsProfile:
     """Count one video of `num_segments` frames at input_size² with every frame selected.
 
     Runs a copy of the model in eval mode with `set_forced_ratio(1.0)`, so `model` itself is untouched.
-    The copy first runs on the meta device (shapes only, no arithmetic: milliseconds even for 32 frames of
-    ResNet-101); a model whose forward needs real values there (data-dependent indexing) is run for real on
-    zeros instead, on the model's device. Hooks read the actual output shapes, so any model built from
-    nn.Module layers is counted. pools=False leaves pooling out (conv + linear only, what
-    `torch.utils.flop_counter.FlopCounterMode` sees).
+    With meta=True the copy first runs on the meta device (shapes only, no arithmetic), where `nonzero`
+    assumes every element is non-zero: right here, as every mask selects everything. A model whose forward
+    still needs real values (e.g. `.item()`) is then run for real on zeros, on the model's device, as with
+    meta=False. Hooks read the actual output shapes, so any model built from nn.Module layers is counted.
+    pools=False leaves pooling out (conv + linear only, what `torch.utils.flop_counter.FlopCounterMode` sees).
     """
-    try:
-        net = copy.deepcopy(model).to("meta")
-        device = torch.device("meta")
-        totals = _count(_prepare(net), torch.zeros(1, num_segments, 3, input_size, input_size, device=device), pools)
-    except Exception:  # an op without a meta kernel or a data-dependent branch: count for real
-        net = _prepare(copy.deepcopy(model))
+    totals = None
+    if meta:
+        try:
+            from torch.fx.experimental import _config as fx_config
+
+            with fx_config.patch(meta_nonzero_assume_all_nonzero=True):
+                net = _prepare(copy.deepcopy(model).to("meta"))
+                totals = _count(net, torch.zeros(1, num_segments, 3, input_size, input_size, device="meta"), pools)
+        except Exception:  # an op without a meta kernel or a data-dependent branch: count for real
+            totals = None
+    if totals is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        net = _prepare(copy.deepcopy(model))
         totals = _count(net, torch.zeros(1, num_segments, 3, input_size, input_size, device=device), pools)
     n_masks = 1 + max((k for k in totals if k is not None), default=-1)
     return MacsProfile(static=totals.get(None, 0) / 1e9, focal=[totals.get(i, 0) / 1e9 for i in range(n_masks)],

@@ -35,10 +35,8 @@ class BasicBlock(nn.Module):
     def __init__(self, in_ch: int, planes: int, stride: int = 1, shift: bool = False, num_segments: int = 8):
         super().__init__()
         self.shift = TemporalShift(num_segments) if shift else None
-        self.conv1 = nn.Conv2d(in_ch, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv1, self.bn1 = conv_bn(in_ch, planes, 3, stride)
+        self.conv2, self.bn2 = conv_bn(planes, planes, 3)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _downsample(in_ch, planes, stride)
 
@@ -61,12 +59,9 @@ class Bottleneck(nn.Module):
         super().__init__()
         out_ch = planes * self.expansion
         self.shift = TemporalShift(num_segments) if shift else None
-        self.conv1 = nn.Conv2d(in_ch, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, out_ch, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_ch)
+        self.conv1, self.bn1 = conv_bn(in_ch, planes, 1)
+        self.conv2, self.bn2 = conv_bn(planes, planes, 3, stride)  # v1.5: the stride sits on the 3x3
+        self.conv3, self.bn3 = conv_bn(planes, out_ch, 1)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _downsample(in_ch, out_ch, stride)
 

@@ -1,0 +1,113 @@
+"""The entry points end to end on the tiny built-in dataset: fast_dev_run of every model, the CLI, a multirun,
+evaluation of a checkpoint, config errors, W&B offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from src.train import train
+from tests.conftest import tiny_backbone, tiny_overrides
+from tests.helpers import compose_train
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = [(m, b) for m in ("tsn", "tsm") for b in ("r18", "r34", "r50", "r101", "mbv3")]
+RUNS += [(m, b) for m in ("afnet", "afnet_tsm", "afnet_soft") for b in ("r18", "r34", "r50", "r101")]
+
+
+def cli(args: list[str], cwd=ROOT, timeout=300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("method,backbone", RUNS)
+def test_fast_dev_run_every_model(method, backbone, tiny_data_root, tmp_path):
+    cfg = compose_train([*tiny_overrides(tiny_data_root), *tiny_backbone(backbone), f"model={method}", "debug=fast"],
+                        tmp_path)
+    result = train(cfg)
+    assert result["metrics"]["val/top1"] >= 0
+
+
+@pytest.mark.parametrize("extra", [["rs=0.5"], ["model.fusion=add"], ["model.mask_mode=input"],
+                                   ["model.nav_mix_frames=true"], ["model.eval_gumbel_noise=true"],
+                                   ["dataset=synthetic_video"], ["dataset.test_num_crops=3", "dataset.test_num_clips=2"]])
+def test_fast_dev_run_afnet_switches(extra, tiny_data_root, tmp_path):
+    cfg = compose_train([*tiny_overrides(tiny_data_root), *tiny_backbone("r18"), "model=afnet", "debug=fast",
+                         *extra], tmp_path)
+    assert train(cfg)["metrics"]["val/top1"] >= 0
+
+
+def test_cli_trains_checkpoints_and_evaluates(tiny_data_root, tmp_path):
+    logs = tmp_path / "logs"
+    args = ["-m", "src.train", *tiny_overrides(tiny_data_root), *tiny_backbone("r18"), "model=afnet", "rt=0.5",
+            "trainer.max_epochs=2", f"paths.log_dir={logs}"]
+    proc = cli(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for line in ("final val top1", "chance level", "realised ratio", "GFLOPs per video", "best checkpoint"):
+        assert line in proc.stdout
+    run_dirs = list((logs / "runs" / "afnet_r18_8f_rt0.5_synthetic").glob("seed0_*"))
+    assert len(run_dirs) == 1
+    run = run_dirs[0]
+    assert (run / "checkpoints" / "last.ckpt").is_file() and list(run.glob("checkpoints/best-epoch*.ckpt"))
+    assert (run / "csv" / "metrics.csv").is_file() and (run / "DONE").is_file()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["row_id"] is None and summary["method"] == "afnet" and summary["best"]["epoch"] in (0, 1)
+
+    ev = cli(["-m", "src.eval", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "latency_videos=2"])
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    result = json.loads(ev.stdout.strip().splitlines()[-1])
+    assert result["protocol"] == "deterministic" and 0 <= result["top1"] <= 100 and result["latency_ms"] > 0
+    assert 0 <= result["ratio"] <= 1 and result["gflops"] > 0
+    again = json.loads(cli(["-m", "src.eval", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+                            "latency_videos=0"]).stdout.strip().splitlines()[-1])
+    assert again["top1"] == result["top1"]  # deterministic evaluation
+    noisy = cli(["-m", "src.eval", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "latency_videos=0", "repeats=3",
+                 "model.eval_gumbel_noise=true"])
+    assert noisy.returncode == 0, noisy.stderr[-3000:]
+    n = json.loads(noisy.stdout.strip().splitlines()[-1])
+    assert n["protocol"] == "noisy" and n["repeats"] == 3 and "top1_std" in n
+
+
+def test_multirun_writes_separate_self_describing_folders(tiny_data_root, tmp_path):
+    logs = tmp_path / "logs"
+    proc = cli(["-m", "src.train", "--multirun", "model=tsn,tsm", *tiny_overrides(tiny_data_root),
+                *tiny_backbone("r18"), "trainer.max_epochs=1", f"paths.log_dir={logs}", "hydra.sweep.dir=" +
+                str(logs / "multiruns" / "demo")])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    done = sorted(p.parent.relative_to(logs / "multiruns" / "demo").as_posix()
+                  for p in (logs / "multiruns" / "demo").rglob("DONE"))
+    assert len(done) == 2
+    assert done[0].startswith("tsm_r18_8f_rt0.5_synthetic_seed0/") and "model=tsm" in done[0]
+    assert done[1].startswith("tsn_r18_8f_rt0.5_synthetic_seed0/") and "model=tsn" in done[1]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["rt=1.5"], "rt=1.5"), (["rt=0"], "rt=0"), (["num_segments=0"], "num_segments=0"),
+    (["dataset=nope"], "dataset/nope"), (["backbone=r999"], "backbone/r999"),
+    (["dataset=jester", "data_root=/nonexistent"], "dataset.root=/nonexistent/jester"),
+])
+def test_bad_config_fails_before_compute_naming_the_key(args, message, tmp_path):
+    proc = cli(["-m", "src.train", *args, f"paths.log_dir={tmp_path}"], timeout=120)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_wandb_offline_run_folder_holds_the_metrics(tiny_data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cfg = compose_train([*tiny_overrides(tiny_data_root), *tiny_backbone("r18"), "model=afnet", "logger=wandb",
+                         "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2"],
+                        tmp_path / "run")
+    train(cfg)
+    runs = list((tmp_path / "run").rglob("offline-run-*"))
+    assert runs, "no offline W&B run folder"
+    history = list(runs[0].rglob("*.wandb"))
+    assert history and history[0].stat().st_size > 0
+    summary = json.loads(next(runs[0].rglob("wandb-summary.json")).read_text())
+    assert "val/top1" in summary and "best/gflops" in summary

@@ -1,11 +1,15 @@
 """The built-in dataset: small videos whose class is the direction of motion of an object.
 
-Eight classes (E, NE, N, NW, W, SW, S, SE). A disc of random colour and size crosses the frame along
-its class's direction at a random speed and offset, so the disc is everywhere in the frame for every
-class and no single frame tells the class: only the order of frames does (TSN, which averages
-per-frame predictions, stays near chance; TSM and AFNet can learn it). About a third of the frames carry
-nothing: uniform blank frames, noise frames, or a still distractor square, at random positions, so
-choosing frames matters, as in real footage. Lengths vary (default 16-40 frames) to exercise sampling.
+Eight classes (E, NE, N, NW, W, SW, S, SE). A disc of random colour and size starts at a uniformly random
+point and moves along its class's direction at a random speed, wrapping around the frame edges (a torus).
+Because the start is uniform on the torus, the disc's position in any one frame is uniform over the frame
+for every class, and colours, sizes and distractors are drawn independently of the class: the per-frame
+appearance distribution is the same for all classes and only the order of frames tells the class (TSN,
+which averages per-frame predictions, stays at chance; TSM and AFNet can learn it). The whole video moves
+the disc by 0.6-1.0 frame widths, so T=8 sampled frames are ~5-8 px apart at 64 px whatever the length.
+About a third of the frames carry nothing (time still passes): uniform blank frames, noise frames, or a
+still distractor square, at random positions, so choosing frames matters, as in real footage. Lengths vary
+(default 16-40 frames) to exercise sampling.
 
 Stored in the real datasets' formats, deterministically from a seed:
   <root>/frames/<vid>/img_00001.jpg ...   train_frames.txt / val_frames.txt  `<vid> <num_frames> <label>`
@@ -32,29 +36,34 @@ CLASSES = ["moving east", "moving north-east", "moving north", "moving north-wes
 MARKER = "synthetic.json"
 
 
-def render_video(rng: np.random.Generator, label: int, size: int, num_frames: int, num_classes: int) -> np.ndarray:
-    """(num_frames, size, size, 3) uint8 frames of one video of class `label`."""
+def trajectory(rng: np.random.Generator, label: int, size: int, num_frames: int, num_classes: int) -> np.ndarray:
+    """(num_frames, 2) disc centres (x, y) in pixels, wrapped to [0, size): uniform start, constant velocity."""
     angle = 2 * np.pi * label / num_classes
     direction = np.array([np.cos(angle), -np.sin(angle)])  # image y grows downwards
+    travel = rng.uniform(0.6, 1.0) * size / max(1, num_frames - 1)  # px per frame
+    start = rng.uniform(0, size, 2)
+    return (start + np.arange(num_frames)[:, None] * travel * direction) % size
+
+
+def render_video(rng: np.random.Generator, label: int, size: int, num_frames: int, num_classes: int) -> np.ndarray:
+    """(num_frames, size, size, 3) uint8 frames of one video of class `label`."""
     bg = rng.uniform(40, 110, 3)
     colour = rng.uniform(150, 255, 3)
-    radius = rng.uniform(0.09, 0.15) * size
-    # the path crosses the frame through a random point near the centre; it spans ~0.9 of the frame
-    centre = size / 2 + rng.uniform(-0.2, 0.2, 2) * size
-    span = rng.uniform(0.7, 1.0) * size
+    radius = rng.uniform(0.10, 0.16) * size
+    centres = trajectory(rng, label, size, num_frames, num_classes)
     informative = np.ones(num_frames, bool)
     informative[rng.choice(num_frames, size=num_frames // 3, replace=False)] = False
-    steps = np.flatnonzero(informative)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     frames = np.empty((num_frames, size, size, 3), np.uint8)
     distractor = rng.integers(0, size - size // 4, 2)
     for t in range(num_frames):
         img = np.broadcast_to(bg, (size, size, 3)).astype(np.float32) + rng.normal(0, 6, (size, size, 3))
         if informative[t]:
-            p = (np.searchsorted(steps, t) / max(1, len(steps) - 1)) - 0.5
-            cx, cy = centre + direction * p * span
-            disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2
-            img[disc] = colour
+            cx, cy = centres[t]
+            # distances on the torus, so a disc crossing an edge reappears on the opposite side
+            dx = (xx - cx + size / 2) % size - size / 2
+            dy = (yy - cy + size / 2) % size - size / 2
+            img[dx**2 + dy**2 <= radius**2] = colour
         else:
             kind = rng.integers(3)
             if kind == 0:

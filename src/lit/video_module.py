@@ -168,10 +168,18 @@ class VideoClassifier(LightningModule):
 
     # ---- optimisation --------------------------------------------------------------------------------
     def steps_per_epoch(self) -> int:
-        trainer = self.trainer
-        if trainer.max_epochs and trainer.max_epochs > 0 and math.isfinite(trainer.estimated_stepping_batches):
-            return max(1, math.ceil(trainer.estimated_stepping_batches / trainer.max_epochs))
-        return max(1, int(trainer.num_training_batches))
+        """Optimiser steps per epoch (computed once per fit; the schedules are functions of it)."""
+        if getattr(self, "_steps_per_epoch", None) is None:
+            trainer = self.trainer
+            total = trainer.estimated_stepping_batches
+            if trainer.max_epochs and trainer.max_epochs > 0 and math.isfinite(total):
+                self._steps_per_epoch = max(1, math.ceil(total / trainer.max_epochs))
+            else:
+                self._steps_per_epoch = max(1, int(trainer.num_training_batches))
+        return self._steps_per_epoch
+
+    def on_fit_start(self):
+        self._steps_per_epoch = None
 
     def configure_optimizers(self):
         o = self.optim

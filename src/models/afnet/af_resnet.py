@@ -39,7 +39,7 @@ class AFStage(nn.Module):
     """One AF stage: (N*T, C_in, H, W) -> (N*T, C_out, H/s, W/s), plus its masks."""
 
     def __init__(self, kind: str, cin: int, cout: int, blocks: int, stride: int, first_mask: int, num_segments: int,
-                 shift: bool, fusion: str, mix_frames: bool, spatial: bool):
+                 shift: bool, fusion: str, mix_frames: bool, spatial: bool, nav_init_bias=(1.0, 10.0)):
         super().__init__()
         n, half, t = blocks - 1, cout // 2, num_segments if shift else 0
         self.ample = nn.ModuleList(
@@ -48,7 +48,7 @@ class AFStage(nn.Module):
         self.focal = nn.ModuleList(
             FocalResidual(kind, cin if i == 0 else cout, cout, first_mask + i, last_relu=i < n - 1, shift_segments=t)
             for i in range(n))
-        self.nav = nn.ModuleList(Navigation(cin if i == 0 else half, num_segments, mix_frames, spatial)
+        self.nav = nn.ModuleList(Navigation(cin if i == 0 else half, num_segments, mix_frames, spatial, nav_init_bias)
                                  for i in range(n))
         self.proj = nn.Sequential(*conv_bn(half, cout, 1))
         self.fuse = DynamicFusion(cout) if fusion == "dynamic" else AddFusion(cout)
@@ -77,12 +77,13 @@ class AFResNet(nn.Module):
     masks: one (N*T, 1, 1, 1) per focal block, spatial_masks when rs is set).
     focal_compute: "auto" (masked in training, sliced in eval) | "masked" | "sliced".
     selection: "hard" (Gumbel) | "soft" (Table S4: sigmoid weights, all frames computed, no ratio loss).
+    nav_init_bias: initial (skip, select) navigation bias, (1, 10) as the official code.
     """
 
     def __init__(self, depth: int = 50, num_classes: int = 1000, num_segments: int = 8, width: int = 64,
                  shift: bool = False, selection: str = "hard", fusion: str = "dynamic", mask_mode: str = "output",
                  focal_compute: str = "auto", eval_gumbel_noise: bool = False, nav_mix_frames: bool = False,
-                 rs: float | None = None, dropout: float = 0.5):
+                 rs: float | None = None, dropout: float = 0.5, nav_init_bias=(1.0, 10.0)):
         super().__init__()
         for key, value, choices in (("selection", selection, ("hard", "soft")), ("fusion", fusion, ("dynamic", "add")),
                                     ("mask_mode", mask_mode, ("output", "input")),
@@ -103,7 +104,7 @@ class AFResNet(nn.Module):
         for i, n in enumerate(counts[:3]):
             cout = width * 2**i * expansion
             stages.append(AFStage(kind, cin, cout, n, 2 if i < 2 else 1, first_mask, num_segments, shift, fusion,
-                                  nav_mix_frames, rs is not None))
+                                  nav_mix_frames, rs is not None, tuple(nav_init_bias)))
             cin, first_mask = cout, first_mask + n - 1
         self.stages = nn.ModuleList(stages)
         cout = width * 8 * expansion

@@ -16,12 +16,15 @@ class Navigation(nn.Module):
 
     pool (N*T, C, H, W) -> 1x1 conv C->2 (no bias) -> BN -> ReLU -> (N, 2T) -> 1x1 conv 2T->2T with bias,
     grouped per frame (groups=T, as the official code; `mix_frames=True` makes it dense, the paper's wording)
-    -> logits (N, T, 2). The bias starts at 1 (skip) / 10 (select): a fresh model selects every frame.
+    -> logits (N, T, 2). The bias starts at 1 (skip) / 10 (select) (`init_bias`): a fresh model selects every
+    frame. The 9-logit margin makes the straight-through gradient tiny at first (SPEC §3); short runs may start
+    with a smaller margin.
     Spatial head (when `spatial`, this suite's design of RS, SPEC §2.12): 1x1 conv C->2 on the unpooled
     feature, per-position logits, the same hard Gumbel selection, an (N*T, 1, H, W) mask.
     """
 
-    def __init__(self, in_channels: int, num_segments: int, mix_frames: bool = False, spatial: bool = False):
+    def __init__(self, in_channels: int, num_segments: int, mix_frames: bool = False, spatial: bool = False,
+                 init_bias: tuple[float, float] = (SKIP_BIAS, SELECT_BIAS)):
         super().__init__()
         t = num_segments
         self.num_segments = t
@@ -30,11 +33,11 @@ class Navigation(nn.Module):
         self.bn = nn.BatchNorm2d(2)
         self.temporal = nn.Conv2d(2 * t, 2 * t, 1, groups=1 if mix_frames else t, bias=True)
         with torch.no_grad():
-            self.temporal.bias.view(t, 2).copy_(torch.tensor([SKIP_BIAS, SELECT_BIAS]))
+            self.temporal.bias.view(t, 2).copy_(torch.tensor([float(b) for b in init_bias]))
         self.spatial = nn.Conv2d(in_channels, 2, 1, bias=True) if spatial else None
         if self.spatial is not None:
             with torch.no_grad():
-                self.spatial.bias.copy_(torch.tensor([SKIP_BIAS, SELECT_BIAS]))
+                self.spatial.bias.copy_(torch.tensor([float(b) for b in init_bias]))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N*T, C, H, W) -> (N, T, 2) skip / select logits."""

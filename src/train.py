@@ -8,6 +8,7 @@ everything went.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import sys
 from pathlib import Path
@@ -39,13 +40,14 @@ def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
     """`last`: this run folder's last.ckpt, else the newest last.ckpt of earlier runs with the same run
     name and seed; a path must exist. Returns None for a fresh start."""
     ckpt = cfg.get("ckpt_path")
+    own = output_dir / "checkpoints" / "last.ckpt"
     if ckpt in (None, ""):
-        return None
+        # an interrupted job of a re-launched sweep continues where it stopped
+        return str(own) if own.is_file() else None
     if ckpt != "last":
         if not Path(ckpt).is_file():
             raise ConfigError(f"ckpt_path={ckpt}: no such checkpoint file")
         return str(ckpt)
-    own = output_dir / "checkpoints" / "last.ckpt"
     if own.is_file():
         return str(own)
     pattern = os.path.join(cfg.paths.log_dir, "runs", cfg.run_name, f"seed{cfg.seed}_*", "checkpoints", "last.ckpt")
@@ -83,6 +85,12 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
     from src.lit.video_module import VideoClassifier
 
     output_dir = Path(cfg.paths.output_dir)
+    if (output_dir / "DONE").is_file() and (output_dir / "summary.json").is_file():
+        # a re-launched sweep: this job finished before (its folder is named from its overrides)
+        summary = json.loads((output_dir / "summary.json").read_text())
+        print(f"{output_dir}: finished earlier, skipping (delete its DONE file to train again)")
+        return {"metrics": summary.get("final", {}), "best": summary.get("best", {}), "skipped": True,
+                "chance": 100.0 / cfg.dataset.num_classes, "output_dir": str(output_dir)}
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset)
     datamodule.check_paths()

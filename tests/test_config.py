@@ -60,3 +60,22 @@ def test_global_batch_must_divide(tmp_path):
     cfg = compose_train(["global_batch_size=30", "trainer=ddp", "trainer.devices=4"], tmp_path)
     with pytest.raises(ConfigError, match="global_batch_size"):
         apply_global_batch(cfg)
+
+
+def test_slurm_launcher_composes_with_its_resources(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from tests.helpers import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["launcher=slurm", "slurm.gpus_per_node=4", "slurm.nodes=2",
+                                          "slurm.partition=gpu", "experiment=recipe_sth"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.nodes, launcher.gpus_per_node, launcher.tasks_per_node) == (2, 4, 4)
+    assert launcher.partition == "gpu" and launcher.signal_delay_s > 0
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.devices == 4 and cfg.trainer.num_nodes == 2
+    from src.config import apply_global_batch
+
+    apply_global_batch(cfg)
+    assert cfg.batch_size == 4  # 32 over 8 GPUs

@@ -1,0 +1,158 @@
+"""From official annotations + media to this suite's dataset folder:
+
+  <out>/classes.txt                       one class name a line, line k is label k
+  <out>/{train,val}_videofolder.txt       `<id> <num_frames> <label>` (frames counted on disk)
+  <out>/frames/<id>/<template>            frame folders (extracted, or a link to the shipped frames)
+  <out>/{train,val}_videos.txt            with --no-extract: `<file> <label>`, files under <out>/videos (a link)
+  <out>/prepare_report.txt                every video left out of the lists, and why
+
+Videos with fewer than MIN_FRAMES frames are left out (SPEC §7.4). Every file is written atomically, and a
+frame folder only gets its final name once complete, so an interrupted run is resumed by running it again.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from src.data.prepare import annotations, media
+
+MIN_FRAMES = 3
+SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    dir: str                      # folder name under data_root (conf/dataset/<name>.yaml)
+    template: str                 # frame file names, 1-based (SPEC §8)
+    shipped: str                  # "frames" (official download is frame folders) or "video"
+    media_dirs: tuple[str, ...]   # where the media usually sit under --src
+
+
+SPECS = {
+    "sthv1": DatasetSpec("something_v1", "{:05d}.jpg", "frames", ("20bn-something-something-v1", "frames")),
+    "sthv2": DatasetSpec("something_v2", "{:06d}.jpg", "video", ("20bn-something-something-v2", "videos")),
+    "jester": DatasetSpec("jester", "{:05d}.jpg", "frames", ("20bn-jester-v1", "frames")),
+    "minik": DatasetSpec("mini_kinetics", "image_{:05d}.jpg", "video", ("videos", "kinetics400", "train_256")),
+    "activitynet": DatasetSpec("activitynet", "image_{:05d}.jpg", "video", ("videos", "v1-3")),
+}
+KINETICS_STEM = re.compile(r"(.+)_\d{6}_\d{6}")   # <youtube_id>_<start>_<end>, the usual download naming
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def media_dir(spec: DatasetSpec, src: Path, given: Path | None) -> Path:
+    if given:
+        return given
+    for name in spec.media_dirs:
+        if (src / name).is_dir():
+            return src / name
+    return src
+
+
+def video_lookup(videos: dict[str, Path]) -> dict[str, Path]:
+    """Keys a video can be found under: its stem, the stem without ActivityNet's `v_` prefix, and the
+    YouTube id of Kinetics' `<id>_<start>_<end>` names."""
+    keys: dict[str, Path] = {}
+    for stem, p in videos.items():
+        for k in (stem, stem[2:] if stem.startswith("v_") else None,
+                  m.group(1) if (m := KINETICS_STEM.fullmatch(stem)) else None):
+            if k:
+                keys.setdefault(k, p)
+    return keys
+
+
+def _extract_job(job: tuple) -> tuple[str, int, str]:
+    """(status, num_frames, reason) for one video; runs in a worker. status: done | extracted | failed."""
+    video, folder, template, fps, short_side = job
+    have = media.frame_indices(folder, template)
+    if have:  # a folder under its final name is complete (see media.extract_frames)
+        return "done", len(have), ""
+    try:
+        return "extracted", media.extract_frames(video, folder, template, fps, short_side), ""
+    except Exception as e:  # noqa: BLE001 - any decoder failure is reported, never fatal
+        return "failed", 0, f"decode failed: {type(e).__name__}: {e}".replace("\n", " ")
+
+
+def _count_job(job: tuple) -> tuple[str, int, str]:
+    from src.data.readers import count_frames
+
+    n = count_frames(job[0])
+    return ("counted", n, "") if n else ("failed", 0, "no decodable frame")
+
+
+def _run(fn, jobs: list, workers: int):
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(j) for j in jobs]
+    with mp.get_context("fork").Pool(workers) as pool:
+        return pool.map(fn, jobs, chunksize=1)
+
+
+def prepare(dataset: str, src: Path, out: Path, frames_from: Path | None = None, fps: float | None = None,
+            short_side: int | None = None, workers: int = 1, extract: bool = True,
+            train_ids: Path | None = None, val_ids: Path | None = None) -> dict:
+    """Build `out` for `dataset` from the official files under `src`; returns the summary (also printed)."""
+    t0 = time.time()
+    spec = SPECS[dataset]
+    src, out = Path(src), Path(out)
+    reader = annotations.READERS[dataset]
+    ann = reader(src, train_ids, val_ids) if dataset == "minik" else reader(src)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "classes.txt", "".join(c + "\n" for c in ann.classes))
+    mdir = media_dir(spec, src, Path(frames_from) if frames_from else None)
+    report = [f"# {n}" for n in ann.notes]
+    summary: dict = {"dataset": dataset, "out": str(out), "classes": len(ann.classes), "media": str(mdir)}
+
+    if spec.shipped == "frames":
+        frames_root = out / "frames"
+        if mdir.resolve() != frames_root.resolve():
+            media.link_or_use(mdir, frames_root)
+    else:
+        found = video_lookup(media.index_videos(mdir))
+        frames_root = out / "frames"
+        if not extract:
+            media.link_or_use(mdir, out / "videos")
+
+    for split in SPLITS:
+        pairs = ann.splits.get(split, [])
+        lines, status = [], Counter()
+        if spec.shipped == "frames":
+            results = [("done", len(media.frame_indices(frames_root / vid, spec.template)), "") for vid, _ in pairs]
+            results = [r if r[1] else ("missing", 0, "no frame folder") for r in results]
+        else:
+            todo = [(vid, found.get(vid)) for vid, _ in pairs]
+            jobs = [(p, frames_root / vid, spec.template, fps, short_side) for vid, p in todo if p is not None]
+            done = iter(_run(_extract_job if extract else _count_job, jobs, workers))
+            results = [next(done) if p is not None else ("missing", 0, "no video file") for _, p in todo]
+        for (vid, label), (state, n, why) in zip(pairs, results):
+            if state in ("missing", "failed"):
+                status[state] += 1
+                report.append(f"{split}\t{vid}\t{why}")
+                continue
+            if n < MIN_FRAMES:
+                status["too_short"] += 1
+                report.append(f"{split}\t{vid}\t{n} frames < {MIN_FRAMES}")
+                continue
+            status[state] += 1
+            status["listed"] += 1
+            if extract or spec.shipped == "frames":
+                lines.append(f"{vid} {n} {label}\n")
+            else:
+                lines.append(f"{found[vid].relative_to(mdir).as_posix()} {label}\n")
+        name = f"{split}_videofolder.txt" if extract or spec.shipped == "frames" else f"{split}_videos.txt"
+        write_atomic(out / name, "".join(lines))
+        summary[split] = {"annotated": len(pairs), **status}
+    write_atomic(out / "prepare_report.txt", "".join(r + "\n" for r in report))
+    summary["left_out"] = sum(1 for r in report if not r.startswith("#"))
+    summary["seconds"] = round(time.time() - t0, 1)
+    return summary

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 T ?=
 
-.PHONY: setup train test test-slow lint bench bench-loader flops clean-logs
+.PHONY: setup train test test-slow lint bench bench-loader flops table report clean-logs
 
 setup: $(STAMP)
 
@@ -39,6 +39,13 @@ bench: setup
 
 bench-loader: setup
 	$(PY) experiments/bench_loader.py $(ARGS)
+
+# make table T=S1: launch the sweep of paper table T (a re-launch skips finished jobs); make report T=S1
+table: setup
+	$(PY) -m src.train --multirun sweep=$(T) $(ARGS)
+
+report: setup
+	$(PY) -m src.report $(T) $(if $(filter demo,$(T)),--tables experiments/demo-tables.yaml) $(ARGS)
 
 clean-logs:
 	rm -rf logs outputs

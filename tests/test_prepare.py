@@ -101,9 +101,11 @@ def test_video_lists_without_extraction(tmp_path):
 
 
 def test_cli_summary_and_missing_annotations(tmp_path, capsys):
-    d = make_official_copy("jester", tmp_path)
-    assert prepare_main(["jester", "--src", str(d["src"]), "--out", str(d["out"]), "--workers", "2"]) == 0
-    assert "train annotated       4  listed       4" in capsys.readouterr().out
+    d = make_official_copy("sthv2", tmp_path)
+    shutil.rmtree(d["out"] / "frames")
+    assert prepare_main(["sthv2", "--src", str(d["src"]), "--out", str(d["out"]), "--workers", "2"]) == 0
+    assert "train annotated       4  listed       4  extracted 4" in capsys.readouterr().out
+    assert list_lines(d["out"], "val") == ["1004 8 5"]
     assert prepare_main(["sthv1", "--src", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "something-something-v1-labels.csv" in capsys.readouterr().err
 

@@ -54,7 +54,7 @@ class ImageFolderDataset(Dataset):
         epoch, i = divmod(int(key), len(self))
         path, label = self.items[i]
         with Image.open(path) as im:
-            x = torch.from_numpy(np.asarray(im.convert("RGB"))).permute(2, 0, 1)[None].float()
+            x = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)[None].float()
         h, w = x.shape[-2:]
         if self.train:
             rng = np.random.default_rng((self.seed, epoch, i))

@@ -68,23 +68,33 @@ class VideoFileReader:
             raise SampleReadError(f"cannot decode video {path}: {e}") from e
         if not frames:
             raise SampleReadError(f"video {path} has no decodable frame")
-        # a video shorter than its counted length (truncated file): reuse the last decoded frame
-        got = sorted(frames)
-        return torch.from_numpy(np.stack([frames[i] if i in frames else frames[got[-1]] for i in indices]))
+        missing = sorted(wanted - frames.keys())
+        if missing:  # shorter than its counted length: a truncated or damaged file
+            raise SampleReadError(f"video {path} ends before frame {missing[0]} (decoded {i} frames)")
+        return torch.from_numpy(np.stack([frames[i] for i in indices]))
 
 
 def count_frames(path: str | Path) -> int:
-    """Decodable frames of a video file (the container's count when it has one, else by decoding)."""
+    """Frames of a video file: the container's count when it has one, else counted by decoding.
+    Raises SampleReadError (naming the path) for a missing, undecodable or zero-length video."""
     import av
 
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames)
-            return sum(1 for _ in container.decode(stream))
-    except (OSError, av.FFmpegError, IndexError):
-        return 0
+            n = int(stream.frames) or sum(1 for _ in container.decode(stream))
+    except (OSError, av.FFmpegError, IndexError) as e:
+        raise SampleReadError(f"cannot open video {path}: {e}") from e
+    if n == 0:
+        raise SampleReadError(f"video {path} has no frames")
+    return n
+
+
+def _count_or_zero(path: Path) -> int:
+    try:
+        return count_frames(path)
+    except SampleReadError:
+        return 0  # the dataset reports it (and replaces it) when the sample is drawn
 
 
 def cached_frame_counts(list_path: str | Path, root: str | Path, rel_paths: list[str]) -> dict[str, int]:
@@ -98,7 +108,7 @@ def cached_frame_counts(list_path: str | Path, root: str | Path, rel_paths: list
         st = p.stat() if p.exists() else None
         key = f"{rel}|{st.st_size if st else 0}|{int(st.st_mtime) if st else 0}"
         if key not in cache:
-            cache[key] = count_frames(p) if st else 0
+            cache[key] = _count_or_zero(p) if st else 0
             changed = True
         counts[rel] = cache[key]
     if changed:

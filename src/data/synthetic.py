@@ -1,14 +1,13 @@
-"""The built-in dataset: small videos whose class is the direction of motion of an object.
+"""The built-in dataset: small videos whose class is the order in which three events happen.
 
-Eight classes (E, NE, N, NW, W, SW, S, SE). A disc of random colour and size starts at a uniformly random
-point and moves along its class's direction at a random speed, wrapping around the frame edges (a torus).
-Because the start is uniform on the torus, the disc's position in any one frame is uniform over the frame
-for every class, and colours, sizes and distractors are drawn independently of the class: the per-frame
-appearance distribution is the same for all classes and only the order of frames tells the class (TSN,
-which averages per-frame predictions, stays at chance; TSM and AFNet can learn it). The whole video moves
-the disc by 0.6-1.0 frame widths, so T=8 sampled frames are ~5-8 px apart at 64 px whatever the length.
-About a third of the frames carry nothing (time still passes): uniform blank frames, noise frames, or a
-still distractor square, at random positions, so choosing frames matters, as in real footage. Lengths vary
+Three events (a disc, a square, a cross, each of random colour, size and position) each fill about a third
+of the video, one after the other; the six classes are the six orders ("disc, square, cross", ...). In every
+class each event fills the same share of the frames (the three shares are exchangeable random weights) and
+colours, sizes, positions and distractors are drawn independently of the class, so the per-frame appearance
+distribution, and even the unordered set of frames, is the same for all classes: only the order of frames
+tells the class (TSN, which averages per-frame predictions, stays at chance; TSM and AFNet can learn it).
+About a third of the frames carry nothing: uniform blank frames, noise frames, or a still distractor (a
+checkerboard patch), at random positions, so choosing frames matters, as in real footage. Lengths vary
 (default 16-40 frames) to exercise sampling.
 
 Stored in the real datasets' formats, deterministically from a seed:
@@ -22,6 +21,7 @@ looks finished. `python -m src.data.synthetic --root data/synthetic [--seed 0]`.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -31,39 +31,50 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CLASSES = ["moving east", "moving north-east", "moving north", "moving north-west", "moving west",
-           "moving south-west", "moving south", "moving south-east"]
+SHAPES = ("disc", "square", "cross")
+ORDERS = list(itertools.permutations(range(len(SHAPES))))  # class k = ORDERS[k]
+CLASSES = [", ".join(SHAPES[i] for i in order) for order in ORDERS]
 MARKER = "synthetic.json"
 
 
-def trajectory(rng: np.random.Generator, label: int, size: int, num_frames: int, num_classes: int) -> np.ndarray:
-    """(num_frames, 2) disc centres (x, y) in pixels, wrapped to [0, size): uniform start, constant velocity."""
-    angle = 2 * np.pi * label / num_classes
-    direction = np.array([np.cos(angle), -np.sin(angle)])  # image y grows downwards
-    travel = rng.uniform(0.6, 1.0) * size / max(1, num_frames - 1)  # px per frame
-    start = rng.uniform(0, size, 2)
-    return (start + np.arange(num_frames)[:, None] * travel * direction) % size
+def event_of_frame(rng: np.random.Generator, label: int, num_frames: int) -> np.ndarray:
+    """(num_frames,) shape index shown in each frame: the class's three shapes in order, shares ~1/3 each."""
+    weights = rng.uniform(0.75, 1.25, 3)  # exchangeable, so no shape is longer on average in any class
+    ends = np.round(np.cumsum(weights) / weights.sum() * num_frames).astype(int)
+    return np.array(ORDERS[label])[np.searchsorted(ends, np.arange(num_frames), side="right")]
 
 
-def render_video(rng: np.random.Generator, label: int, size: int, num_frames: int, num_classes: int) -> np.ndarray:
-    """(num_frames, size, size, 3) uint8 frames of one video of class `label`."""
-    bg = rng.uniform(40, 110, 3)
-    colour = rng.uniform(150, 255, 3)
-    radius = rng.uniform(0.10, 0.16) * size
-    centres = trajectory(rng, label, size, num_frames, num_classes)
+def shape_mask(shape: int, size: int, centre: np.ndarray, radius: float) -> np.ndarray:
+    """(size, size) bool mask of a disc, square or cross of half-width `radius` around `centre` (x, y)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    dx, dy = np.abs(xx - centre[0]), np.abs(yy - centre[1])
+    if shape == 0:
+        return dx**2 + dy**2 <= radius**2
+    if shape == 1:
+        return (dx <= radius * 0.85) & (dy <= radius * 0.85)  # about the disc's area
+    arm = radius * 0.35
+    return ((dx <= radius) & (dy <= arm)) | ((dy <= radius) & (dx <= arm))
+
+
+def render_video(rng: np.random.Generator, label: int, size: int, num_frames: int) -> np.ndarray:
+    """(num_frames, size, size, 3) uint8 frames of one video of class `label` (an index into ORDERS)."""
+    bg = rng.uniform(30, 100, 3)
+    # every shape gets its own colour, size and place, all drawn from the same distributions
+    colours = rng.uniform(140, 255, (3, 3))
+    radii = rng.uniform(0.14, 0.22, 3) * size
+    centres = rng.uniform(0.25, 0.75, (3, 2)) * size
+    masks = [shape_mask(k, size, centres[k], radii[k]) for k in range(3)]
+    events = event_of_frame(rng, label, num_frames)
     informative = np.ones(num_frames, bool)
     informative[rng.choice(num_frames, size=num_frames // 3, replace=False)] = False
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    patch = size // 4
+    y0, x0 = rng.integers(0, size - patch, 2)
+    checker = (np.add.outer(np.arange(patch), np.arange(patch)) // max(1, patch // 4)) % 2 == 0
     frames = np.empty((num_frames, size, size, 3), np.uint8)
-    distractor = rng.integers(0, size - size // 4, 2)
     for t in range(num_frames):
         img = np.broadcast_to(bg, (size, size, 3)).astype(np.float32) + rng.normal(0, 6, (size, size, 3))
         if informative[t]:
-            cx, cy = centres[t]
-            # distances on the torus, so a disc crossing an edge reappears on the opposite side
-            dx = (xx - cx + size / 2) % size - size / 2
-            dy = (yy - cy + size / 2) % size - size / 2
-            img[dx**2 + dy**2 <= radius**2] = colour
+            img[masks[events[t]]] = colours[events[t]]
         else:
             kind = rng.integers(3)
             if kind == 0:
@@ -71,8 +82,7 @@ def render_video(rng: np.random.Generator, label: int, size: int, num_frames: in
             elif kind == 1:
                 img = rng.uniform(0, 255, (size, size, 3))
             else:
-                y0, x0 = distractor
-                img[y0: y0 + size // 4, x0: x0 + size // 4] = colour[::-1]
+                img[y0: y0 + patch, x0: x0 + patch][checker] = 255
         frames[t] = np.clip(img, 0, 255).astype(np.uint8)
     return frames
 
@@ -94,8 +104,8 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = 12) -> None:
             out.mux(packet)
 
 
-def generate(root: str | Path, seed: int = 0, train_per_class: int = 48, val_per_class: int = 16, size: int = 64,
-             min_frames: int = 16, max_frames: int = 40, num_classes: int = 8, videos: bool = True) -> Path:
+def generate(root: str | Path, seed: int = 0, train_per_class: int = 64, val_per_class: int = 20, size: int = 64,
+             min_frames: int = 16, max_frames: int = 40, num_classes: int = 6, videos: bool = True) -> Path:
     """Create the dataset at `root` (skipped if it exists with the same parameters); returns root.
 
     A root that holds a dataset generated with other parameters is never overwritten: that is an error.
@@ -126,7 +136,7 @@ def generate(root: str | Path, seed: int = 0, train_per_class: int = 48, val_per
                 label = i % num_classes
                 n = int(rng.integers(min_frames, max_frames + 1))
                 vid = f"{split}_{i:05d}"
-                frames = render_video(rng, label, size, n, num_classes)
+                frames = render_video(rng, label, size, n)
                 (tmp / "frames" / vid).mkdir()
                 for t, f in enumerate(frames, 1):
                     Image.fromarray(f).save(tmp / "frames" / vid / f"img_{t:05d}.jpg", quality=90)
@@ -152,8 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Generate the built-in synthetic video dataset.")
     ap.add_argument("--root", default="data/synthetic")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--train-per-class", type=int, default=48)
-    ap.add_argument("--val-per-class", type=int, default=16)
+    ap.add_argument("--train-per-class", type=int, default=64)
+    ap.add_argument("--val-per-class", type=int, default=20)
     ap.add_argument("--size", type=int, default=64)
     args = ap.parse_args(argv)
     root = generate(args.root, args.seed, args.train_per_class, args.val_per_class, args.size)

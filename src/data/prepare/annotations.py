@@ -105,12 +105,11 @@ def sthv2(src: Path) -> Annotations:
 
 
 def kinetics_rows(path: Path) -> list[dict]:
-    """Rows of a Kinetics-400 CSV (`label,youtube_id,time_start,time_end,split[,is_cc]`)."""
+    """Rows of a Kinetics-400 CSV (`label,youtube_id,time_start,time_end,split[,is_cc]`); [] for any other CSV
+    (the test CSV has no label column in some releases, and downloads often hold unrelated CSVs)."""
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    if rows and not {"label", "youtube_id"} <= set(rows[0]):
-        raise AnnotationError(f"{path}: expected the columns label,youtube_id,time_start,time_end,split")
-    return rows
+    return rows if rows and {"label", "youtube_id"} <= set(rows[0]) else []
 
 
 def minik(src: Path, train_ids: Path | None = None, val_ids: Path | None = None) -> Annotations:
@@ -118,12 +117,12 @@ def minik(src: Path, train_ids: Path | None = None, val_ids: Path | None = None)
     choose the videos. The classes are the Kinetics labels that occur in the split files, sorted by name
     (200 with the standard split). Ids absent from the CSVs are noted and skipped."""
     label_of: dict[str, str] = {}
-    for csv_path in sorted(src.rglob("*.csv")):
+    for csv_path in sorted([*src.glob("*.csv"), *src.glob("*/*.csv")]):
         for row in kinetics_rows(csv_path):
             if row.get("label"):
                 label_of[row["youtube_id"].strip()] = row["label"].strip()
     if not label_of:
-        raise AnnotationError(f"{src}: no Kinetics-400 CSV with labels found")
+        raise AnnotationError(f"{src}: no Kinetics-400 CSV (label,youtube_id,...) found in it or its subfolders")
     ann = Annotations([])
     chosen: dict[str, list[tuple[str, str]]] = {}
     for split, given, names in (("train", train_ids, ["train_ytid_list.txt", "mini_train_ids.txt"]),

@@ -1,0 +1,94 @@
+"""Slow lane (`make test-slow`): a real short training, resume after SIGKILL, DDP with 2 CPU processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import tiny_backbone, tiny_overrides
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def run(args, timeout=900, **kw):
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout, **kw)
+
+
+def last_weights(log_dir: Path) -> tuple[dict, dict]:
+    ckpts = sorted(log_dir.rglob("last.ckpt"), key=os.path.getmtime)
+    ck = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
+    return ck["state_dict"], json.loads(next(ckpts[-1].parent.parent.glob("summary.json")).read_text())
+
+
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tiny_data_root, tmp_path):
+    common = [*tiny_overrides(tiny_data_root), *tiny_backbone("r18"), "model=afnet_tsm", "trainer.max_epochs=4",
+              "num_workers=0", "trainer.log_every_n_steps=1"]
+    ref = run([*common, f"paths.log_dir={tmp_path / 'ref'}"])
+    assert ref.returncode == 0, ref.stderr[-2000:]
+
+    logs = tmp_path / "killed"
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, "-m", "src.train", *common, f"paths.log_dir={logs}"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # 6 steps per epoch: kill in the middle of epoch 2 (after step 14), once epoch 1's last.ckpt exists
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        metrics = list(logs.rglob("metrics.csv"))
+        steps = []
+        if metrics:
+            with open(metrics[0]) as f:
+                steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("step")]
+        if steps and max(steps) >= 14:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(logs.rglob("DONE"))
+
+    resumed = run([*common, f"paths.log_dir={logs}", "ckpt_path=last"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, sa = last_weights(tmp_path / "ref")
+    b, sb = last_weights(logs)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    assert sa["final"]["val/top1"] == sb["final"]["val/top1"] and sa["global_step"] == sb["global_step"]
+
+
+def test_ddp_two_cpu_processes_match_one_process(tiny_data_root, tmp_path):
+    """Global batch 8: one process x 8 or two gloo processes x 4 with SyncBN see the same samples per step
+    (the epoch permutation is split between ranks), so training and validation agree."""
+    common = [*tiny_overrides(tiny_data_root), *tiny_backbone("r18"), "model=tsm", "model.dropout=0",
+              "trainer.max_epochs=2", "global_batch_size=8", "trainer.accelerator=cpu", "num_workers=0"]
+    single = run([*common, "trainer.devices=1", f"paths.log_dir={tmp_path / 'one'}"])
+    assert single.returncode == 0, single.stderr[-2000:]
+    ddp = run([*common, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.sync_batchnorm=true",
+               f"paths.log_dir={tmp_path / 'two'}"])
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    a, sa = last_weights(tmp_path / "one")
+    b, sb = last_weights(tmp_path / "two")
+    assert sa["final"]["val/top1"] == sb["final"]["val/top1"]
+    for k in a:
+        if a[k].is_floating_point():
+            torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_default_run_learns_the_built_in_dataset(tmp_path):
+    """The quick-start default (AFNet-TSM) on the real default dataset: well above chance."""
+    proc = run([f"data_root={tmp_path / 'data'}", f"paths.log_dir={tmp_path / 'logs'}",
+                "trainer.enable_progress_bar=false"], timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(next((tmp_path / "logs").rglob("summary.json")).read_text())
+    assert summary["best"]["metric"] >= 3 * 12.5

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+import hashlib
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def short_dirname(text: str, limit: int = 120) -> str:
+    """A sweep job's folder name from its overrides, cut to `limit` characters with a hash of the whole when
+    longer (file systems refuse names over 255 bytes; the full overrides are in the job's .hydra/)."""
+    text = str(text).replace("/", "_")
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 11]}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+OmegaConf.register_new_resolver("dirname", short_dirname, replace=True)
 
 
 class ConfigError(ValueError):

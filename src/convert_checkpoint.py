@@ -30,7 +30,7 @@ def to_suite(args) -> None:
     from src.models import build_video_model
 
     ckpt = torch.load(args.input, map_location="cpu", weights_only=False)
-    state = convert_official(ckpt.get("state_dict", ckpt))
+    state = convert_official(ckpt.get("state_dict", ckpt), args.backbone)
     num_classes = args.num_classes or state["fc.weight"].shape[0]
     num_segments = args.num_segments or state["stages.0.nav.0.temporal.weight"].shape[0] // 2
     model_cfg = {"method": args.method, "backbone": args.backbone, "num_classes": num_classes,
@@ -45,7 +45,8 @@ def to_suite(args) -> None:
 def to_official_cmd(args) -> None:
     ckpt = torch.load(args.input, map_location="cpu", weights_only=False)
     state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")} or ckpt["state_dict"]
-    save_atomic({"state_dict": to_official(state)}, Path(args.output))
+    backbone = ckpt.get("suite_model", {}).get("backbone")
+    save_atomic({"state_dict": to_official(state, backbone="mbv3" if backbone == "mbv3" else None)}, Path(args.output))
     print(f"{args.input} -> {args.output}: {len(state)} tensors")
 
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     a = sub.add_parser("to-suite")
     a.add_argument("input")
     a.add_argument("output")
-    a.add_argument("--backbone", required=True, choices=["r18", "r34", "r50", "r101"])
+    a.add_argument("--backbone", required=True, choices=["r18", "r34", "r50", "r101", "mbv3"])
     a.add_argument("--method", default="afnet_tsm", choices=["afnet", "afnet_tsm"])
     a.add_argument("--num-classes", type=int)
     a.add_argument("--num-segments", type=int)

@@ -28,11 +28,11 @@ def split_args(argv: list[str]) -> tuple[dict, list[str]]:
         key, sep, value = arg.partition("=")
         if not sep:
             raise SystemExit(f"argument {arg!r}: expected key=value")
-        if key in eval_cfg:
+        if key in eval_cfg.keys():  # `in eval_cfg` is False for the mandatory (???) ckpt_path
             eval_cfg[key] = OmegaConf.from_dotlist([arg])[key] if value != "" else None
         else:
             overrides.append(arg)
-    if eval_cfg.ckpt_path in (None, "???"):
+    if OmegaConf.is_missing(eval_cfg, "ckpt_path") or eval_cfg.ckpt_path is None:
         raise SystemExit("ckpt_path=PATH is required (a .ckpt of src.train or of src.convert_checkpoint)")
     return OmegaConf.to_container(eval_cfg), overrides
 

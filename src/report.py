@@ -133,7 +133,8 @@ def write_outputs(table: str, spec: dict, rows: list[dict], out_dir: Path) -> li
     metric = spec.get("metric", "")
     lines = [f"# {table}: {spec.get('title', '')}", "", f"Metric: {metric}. Paper values from paper-tables.yaml.", ""]
     if latency:
-        lines += ["| method | backbone | paper CPU ms | paper ÷ TSM | ours ms | ours ÷ TSM | status |", "|" + "---|" * 7]
+        lines += ["| method | backbone | paper CPU ms | paper ÷ TSM | ours ms | ours ÷ TSM | status |",
+                  "|" + "---|" * 7]
         for r in rows:
             lines.append(f"| {r['method']} | {r['backbone']} | {r['paper']} | {_fmt(r['paper_ratio'], 3)} | "
                          f"{_fmt(r['ours'])} | {_fmt(r['ours_ratio'], 3)} | {r['status']} |")

@@ -112,6 +112,7 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    finish_wandb(trainer.loggers, module.best)
     ckpt_cb = trainer.checkpoint_callback
     result = {
         "metrics": metrics,
@@ -119,11 +120,20 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
         "chance": 100.0 / cfg.dataset.num_classes,
         "output_dir": str(output_dir),
         "best_ckpt": getattr(ckpt_cb, "best_model_path", "") if ckpt_cb else "",
-        "last_ckpt": getattr(ckpt_cb, "last_model_path", "") if ckpt_cb else "",
+        "last_ckpt": str(last) if (last := output_dir / "checkpoints" / "last.ckpt").is_file() else "",
     }
     if trainer.is_global_zero:
         print_summary(cfg, result)
     return result
+
+
+def finish_wandb(loggers: list, best: dict) -> None:
+    """Close W&B runs with the best epoch's metric and GFLOPs in their summary (as the paper reports them);
+    an offline run is then complete on disk for `wandb sync`."""
+    for lg in loggers:
+        if type(lg).__name__ == "WandbLogger":
+            lg.experiment.summary.update({f"best/{k}": v for k, v in best.items() if not isinstance(v, list)})
+            lg.experiment.finish()
 
 
 def print_summary(cfg: DictConfig, result: dict) -> None:

@@ -7,7 +7,7 @@ from lightning.pytorch import LightningDataModule
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from src.data.resumable import EpochSampler, batches_done_this_epoch
+from src.data.resumable import EpochSampler, resume_start_fn
 from src.models.output import VideoOutput
 
 
@@ -30,7 +30,7 @@ class RandomVideoDataModule(LightningDataModule):
     def train_dataloader(self):
         sampler = EpochSampler(len(self.data), self.seed)
         sampler.set_epoch(self.trainer.current_epoch if self.trainer else 0)
-        sampler.start_at(batches_done_this_epoch(self.trainer) * self.batch_size)
+        sampler.start_fn = resume_start_fn(self.trainer, self.batch_size)
         return DataLoader(self.data, batch_size=self.batch_size, sampler=sampler)
 
     def val_dataloader(self):
@@ -44,6 +44,7 @@ class TinyMaskedNet(nn.Module):
         super().__init__()
         self.num_segments = num_segments
         self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv.focal_mask_index = 0  # gated by the mask, as a focal block's convs
         self.nav = nn.Linear(8, 1)
         self.fc = nn.Linear(8, num_classes)
         self.tau = 1.0

@@ -30,11 +30,15 @@ def test_af_resnet101_parameter_count():
     assert round(n_params(build_afnet("r101", 1000, 12)) / 1e6, 2) == 35.89
 
 
-@pytest.mark.parametrize("backbone,masks", [("r18", 3), ("r34", 10), ("r50", 10), ("r101", 27)])
+def test_af_mobilenetv3_parameter_count():
+    """4.51 M at 174 classes (SPEC §2.11); exactly the 4,507,169 parameters of the official checkpoint."""
+    assert n_params(build_afnet("mbv3", 174, 12)) == 4_507_169
+
+
+@pytest.mark.parametrize("backbone,masks", [("r18", 3), ("r34", 10), ("r50", 10), ("r101", 27), ("mbv3", 5)])
 def test_mask_counts(backbone, masks):
-    m = build_afnet(backbone, 10, 2, width=8).eval()
-    assert m.num_masks == masks
-    assert len(m(torch.randn(1, 2, 3, 64, 64)).masks) == masks
+    """Masks per forward (one per focal block); the forward pass itself is checked in test_twelve_frames."""
+    assert build_afnet(backbone, 10, 2, width=8, width_mult=0.25).num_masks == masks
 
 
 def test_stage_shapes_at_224():
@@ -51,6 +55,28 @@ def test_stage_shapes_at_224():
         h.remove()
 
 
+def test_mobilenetv3_spatial_path():
+    """SPEC §2.11 at 224: AF-2 focal at 28 / ample at 14 -> 14; AF-3 focal at 14 / ample at 7 -> 14; end 7."""
+    m = build_afnet("mbv3", 10, 2, width_mult=0.25).eval()
+    parts = {"early": m.early, "ample2": m.stages[0].ample[0], "focal2": m.stages[0].focal[0], "af2": m.stages[0],
+             "ample3": m.stages[1].ample[0], "focal3": m.stages[1].focal[0], "af3": m.stages[1], "late": m.late}
+    shapes = {}
+
+    def record(name):
+        def hook(mod, inputs, out):
+            shapes.setdefault(name, (out[0] if isinstance(out, tuple) else out).shape)
+        return hook
+
+    for name, mod in parts.items():
+        mod.register_forward_hook(record(name))
+    with torch.no_grad():
+        m(torch.randn(1, 2, 3, 224, 224))
+    assert {k: s[-1] for k, s in shapes.items()} == {"early": 28, "ample2": 14, "focal2": 28, "af2": 14,
+                                                     "ample3": 7, "focal3": 14, "af3": 14, "late": 7}
+    assert {k: s[1] for k, s in shapes.items()} == {"early": 8, "ample2": 16, "focal2": 16, "af2": 16,
+                                                    "ample3": 24, "focal3": 24, "af3": 24, "late": 40}  # x0.25
+
+
 def randomise(model, seed=0):
     """Non-trivial BN statistics and navigation biases that select some frames and skip others."""
     g = torch.Generator().manual_seed(seed)
@@ -65,11 +91,13 @@ def randomise(model, seed=0):
     return model
 
 
-@pytest.mark.parametrize("backbone", ["r50", "r18"])
+@pytest.mark.parametrize("backbone", ["r50", "r18", "mbv3"])
 @pytest.mark.parametrize("shift", [False, True])
 @pytest.mark.parametrize("mask_mode", ["output", "input"])
 def test_sliced_equals_masked_on_every_frame(backbone, shift, mask_mode):
-    m = randomise(build_afnet(backbone, 10, 4, shift=shift, width=8, mask_mode=mask_mode)).eval()
+    if backbone == "mbv3" and not shift:
+        pytest.skip("AF-MobileNetV3 is always shifted")
+    m = randomise(build_afnet(backbone, 10, 4, shift=shift, width=8, width_mult=0.25, mask_mode=mask_mode)).eval()
     x = torch.randn(3, 4, 3, 64, 64)
     with torch.no_grad():
         m.focal_compute = "masked"
@@ -94,8 +122,9 @@ def test_input_mode_differs_from_output_mode_on_skipped_frames():
     assert (outs[0] - outs[1]).abs().max() > 1e-3
 
 
-def test_fresh_model_selects_every_frame_and_navigation_gets_gradients():
-    m = build_afnet("r18", 10, 4, width=8).train()
+@pytest.mark.parametrize("backbone", ["r18", "mbv3"])
+def test_fresh_model_selects_every_frame_and_navigation_gets_gradients(backbone):
+    m = build_afnet(backbone, 10, 4, width=8, width_mult=0.25).train()
     out = m(torch.randn(2, 4, 3, 64, 64))
     assert all(float(k.detach().mean()) == 1.0 for k in out.masks)
     ratio_loss = torch.stack([(0.5 - k.mean()) ** 2 for k in out.masks]).mean()
@@ -114,23 +143,52 @@ def test_forced_ratio_selects_exactly_k_frames_per_video():
         assert k.view(3, 8).sum(1).tolist() == [3.0, 3.0, 3.0]  # round(0.4 * 8)
 
 
-@pytest.mark.parametrize("backbone", ["r18", "r34", "r50", "r101"])
-@pytest.mark.parametrize("method,extra", [("afnet", {}), ("afnet_tsm", {}), ("afnet_soft", {}),
-                                          ("afnet", {"rs": 0.5}), ("afnet", {"fusion": "add"})])
+VARIANTS = [("afnet", {}), ("afnet_tsm", {}), ("afnet_soft", {}), ("afnet", {"rs": 0.5}), ("afnet", {"fusion": "add"})]
+
+
+@pytest.mark.parametrize("backbone", ["r18", "r50", "mbv3", pytest.param("r34", marks=pytest.mark.slow),
+                                      pytest.param("r101", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("method,extra", VARIANTS)
 def test_variants_forward_any_size(backbone, method, extra):
-    m = build_video_model(method, backbone, 5, 8, width=8, **extra)
-    for size, t_check in ((64, True), (96, False)):
+    m = build_video_model(method, backbone, 5, 8, width=8, width_mult=0.25, **extra)
+    focal_stride = 8 if backbone == "mbv3" else 4  # resolution of the first AF stage's focal branch
+    for size in (64, 96):
         for train in (True, False):
             m.train(train)
-            out = m(torch.randn(2, 8, 3, size, size))
+            with torch.set_grad_enabled(train):
+                out = m(torch.randn(2, 8, 3, size, size))
             assert out.logits.shape == (2, 5)
             assert len(out.masks) == m.num_masks
             if extra.get("rs"):
                 assert len(out.spatial_masks) == m.num_masks
-                assert out.spatial_masks[0].shape[-2:] == (size // 4, size // 4)
+                assert out.spatial_masks[0].shape[-2:] == (size // focal_stride, size // focal_stride)
     assert m.uses_ratio_loss == (method != "afnet_soft")
 
 
-def test_twelve_frames():
-    m = build_video_model("afnet_tsm", "r50", 5, 12, width=8).eval()
-    assert m(torch.randn(1, 12, 3, 64, 64)).logits.shape == (1, 5)
+@pytest.mark.parametrize("backbone", ["r18", "r34", "r50", "r101", "mbv3"])
+def test_twelve_frames_every_backbone(backbone):
+    """T=12, N=2, 96x96, eval (sliced) and train (masked), the default switches; r34 / r101 get their
+    variant coverage here, their full variant grid is in the slow lane."""
+    m = build_video_model("afnet_tsm", backbone, 5, 12, width=8, width_mult=0.25)
+    for train in (False, True):
+        m.train(train)
+        with torch.set_grad_enabled(train):
+            out = m(torch.randn(2, 12, 3, 96, 96))
+        assert out.logits.shape == (2, 5)
+        assert len(out.masks) == {"r18": 3, "r34": 10, "r50": 10, "r101": 27, "mbv3": 5}[backbone]
+        assert all(k.shape == (24, 1, 1, 1) for k in out.masks)
+
+
+@pytest.mark.parametrize("relu,bias", [(True, False), (False, True)])
+def test_dynamic_fusion_upsamples_on_the_fly(relu, bias):
+    """θ a + (1 - θ) f with a nearest-upsampled and θ = σ(W_b ReLU(W_a GAP(a + f))), SPEC §2.8."""
+    from src.models.afnet.fusion import AddFusion, DynamicFusion
+
+    fuse = DynamicFusion(32, bias=bias, relu=relu)
+    torch.nn.init.normal_(fuse.fc1.weight, 0, 0.5)  # a θ far from 0.5, so a wrong blend shows
+    a, f = torch.randn(4, 32, 7, 7), torch.randn(4, 32, 14, 14)
+    up = torch.nn.functional.interpolate(a, size=(14, 14), mode="nearest")
+    theta = torch.sigmoid(fuse.fc2(torch.relu(fuse.fc1((up + f).mean((2, 3))))))[..., None, None]
+    want = theta * up + (1 - theta) * f
+    torch.testing.assert_close(fuse(a, f), want.relu() if relu else want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(AddFusion(relu=False)(a, f), up + f)

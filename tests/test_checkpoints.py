@@ -29,11 +29,13 @@ def official_state(model: str) -> dict:
     return state
 
 
-@pytest.mark.parametrize("official,backbone", [("AF_resnet50", "r50"), ("AF_resnet101", "r101")])
+@pytest.mark.parametrize("official,backbone", [("AF_resnet50", "r50"), ("AF_resnet101", "r101"),
+                                               ("AF_mobilenetv3", "mbv3")])
 def test_official_checkpoint_loads_and_converts_back(official, backbone):
     state = official_state(official)
     net = build_video_model("afnet_tsm", backbone, 174, 12)
-    converted = convert_official(state)
+    converted = convert_official(state, backbone)
+    assert converted.keys() == convert_official(state).keys()  # the backbone is also detected from the names
     missing, unexpected = net.load_state_dict(converted, strict=False)
     assert not missing and not unexpected
     back = to_official(net.state_dict())
@@ -42,12 +44,13 @@ def test_official_checkpoint_loads_and_converts_back(official, backbone):
         torch.testing.assert_close(back[k], v, rtol=0, atol=0)
 
 
-def test_converter_cli_round_trip(tmp_path):
+@pytest.mark.parametrize("official,backbone", [("AF_resnet50", "r50"), ("AF_mobilenetv3", "mbv3")])
+def test_converter_cli_round_trip(tmp_path, official, backbone):
     from src.convert_checkpoint import main
 
-    state = official_state("AF_resnet50")
+    state = official_state(official)
     torch.save({"state_dict": state, "epoch": 54}, tmp_path / "official.pth.tar")
-    main(["to-suite", str(tmp_path / "official.pth.tar"), str(tmp_path / "suite.ckpt"), "--backbone", "r50"])
+    main(["to-suite", str(tmp_path / "official.pth.tar"), str(tmp_path / "suite.ckpt"), "--backbone", backbone])
     suite = torch.load(tmp_path / "suite.ckpt", weights_only=False)
     assert suite["suite_model"]["num_classes"] == 174 and suite["suite_model"]["num_segments"] == 12
     main(["to-official", str(tmp_path / "suite.ckpt"), str(tmp_path / "back.pth.tar")])

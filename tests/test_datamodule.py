@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -6,11 +7,12 @@ import torch
 from src.data import DataConfigError, VideoDataModule
 from src.data.lists import ListFormatError
 from src.data.sampling import centre_indices
+from tests.conftest import TINY_SYNTHETIC
 
 
 def make_dm(root, fmt="frames", **kw):
     s = root / "synthetic"
-    args = dict(name="synthetic", num_classes=8, root=s / ("frames" if fmt == "frames" else "videos"),
+    args = dict(name="synthetic", num_classes=6, root=s / ("frames" if fmt == "frames" else "videos"),
                 train_list=s / f"train_{'frames' if fmt == 'frames' else 'videos'}.txt",
                 val_list=s / f"val_{'frames' if fmt == 'frames' else 'videos'}.txt", classes_file=s / "classes.txt",
                 format=fmt, template="img_{:05d}.jpg", num_segments=4, scale_size=(32, 32), crop_size=32,
@@ -26,7 +28,7 @@ def test_batches_from_frames_and_videos(tiny_data_root, fmt):
     assert x.shape == (4, 4, 3, 32, 32) and y.shape == (4,) and y.dtype == torch.int64
     x, y = next(iter(dm.val_dataloader()))
     assert x.shape[1:] == (4, 3, 32, 32)
-    assert dm.classes[0] == "moving east" and len(dm.classes) == 8
+    assert dm.classes[0] == "moving right" and len(dm.classes) == 6
 
 
 def test_eval_indices_and_views(tiny_data_root):
@@ -83,13 +85,34 @@ def test_unreadable_samples_are_replaced_counted_and_capped(tiny_data_root, tmp_
     read = dm.datasets["val"].indices_for(1)[-1]
     (copy / "frames" / "val_00001" / f"img_{read:05d}.jpg").unlink()     # a missing frame that is read
     shutil.rmtree(copy / "frames" / "val_00002")                          # a missing folder
-    xs = [dm.datasets["val"][i] for i in range(8)]
+    xs = [dm.datasets["val"][i] for i in range(6)]
     assert all(x.shape == (4, 3, 32, 32) for x, _ in xs)
-    # item 1 fails, and so does its replacement (item 2); item 2 fails once: 3 bad reads, 8 good
-    assert dm.pop_bad_samples() == (11, 3)
+    # item 1 fails, and so does its replacement (item 2); item 2 fails once: 3 bad reads, 6 good
+    assert dm.pop_bad_samples() == (9, 3)
     assert dm.pop_bad_samples() == (0, 0)
     strict = make_dm(tmp_path, max_bad_fraction=0.0)
     strict.setup("validate")
     with pytest.raises(RuntimeError, match="max_bad_fraction"):
         for i in range(30):
-            strict.datasets["val"][i % 8]
+            strict.datasets["val"][i % 6]
+
+
+@pytest.mark.parametrize("name", ["synthetic", "synthetic_video"])
+def test_synthetic_configs_build_a_working_datamodule(tiny_data_root, name):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    top = OmegaConf.create({"data_root": str(tiny_data_root), "num_segments": 4, "seed": 0, "batch_size": 2,
+                            "num_workers": 0})
+    conf = Path(__file__).parents[1] / "conf" / "dataset"
+    cfg = OmegaConf.merge(top, {"dataset": OmegaConf.load(conf / f"{name}.yaml")})
+    cfg.dataset.generate = {**cfg.dataset.generate, **TINY_SYNTHETIC}  # the tiny dataset already generated
+    cfg.dataset.scale_size, cfg.dataset.crop_size = [32, 32], 28
+    dm = instantiate(cfg.dataset)
+    assert dm.flip is False and dm.format == ("frames" if name == "synthetic" else "video")
+    dm.check_paths()
+    dm.prepare_data()  # finds the finished dataset: nothing to do
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (2, 4, 3, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert len(dm.classes) == cfg.dataset.num_classes

@@ -5,8 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from src.data.readers import (FrameFolderReader, SampleReadError, VideoFileReader, cached_frame_counts,
-                              count_frames)
+from src.data.readers import FrameFolderReader, SampleReadError, VideoFileReader, cached_frame_counts, count_frames
 from src.data.synthetic import write_mp4
 
 

@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from src.data.sampling import (centre_indices, dense_indices, multi_clip_indices, tsn_train_indices,
-                               twice_sample_indices)
+from src.data.sampling import centre_indices, dense_indices, multi_clip_indices, tsn_train_indices, twice_sample_indices
 
 
 @pytest.mark.parametrize("n,t", [(3, 8), (8, 8), (9, 8), (37, 8), (300, 8), (50, 12)])

@@ -6,7 +6,7 @@ import pytest
 
 from src.data.lists import parse_list
 from src.data.readers import FrameFolderReader, VideoFileReader, count_frames
-from src.data.synthetic import CLASSES, generate, render_video
+from src.data.synthetic import CLASSES, POSITION, RADIUS, disc_states, generate, render_video
 from tests.conftest import TINY_SYNTHETIC
 
 
@@ -53,16 +53,34 @@ def test_videos_decode_with_pyav_and_match_the_frames(tiny_data_root):
         assert np.abs(jpeg.astype(int) - mp4.astype(int)).mean() < 12  # JPEG vs H.264 of the same frames
 
 
-def test_no_single_frame_tells_the_class():
-    """Where the disc is, over a class's informative frames, is spread over the frame for every class."""
+def test_no_single_frame_tells_the_class_but_the_order_does():
+    """For every class, the disc's (x, y, radius) in a random frame has the same distribution (a joint 3x3x3
+    histogram over 600 videos matches across classes); only the order of the states tells the class."""
     rng = np.random.default_rng(0)
+    hists = []
     for label in range(len(CLASSES)):
-        v = render_video(rng, label, 64, 40, len(CLASSES)).astype(float).mean(-1)
-        masks = v > 140
-        xs = [np.nonzero(m)[1].mean() for m in masks if 20 < m.sum() < 600]
-        ys = [np.nonzero(m)[0].mean() for m in masks if 20 < m.sum() < 600]
-        assert max(np.ptp(xs), np.ptp(ys)) > 25  # the disc travels across the frame
-        assert 20 < np.mean(xs) < 44 and 20 < np.mean(ys) < 44  # centred on average, for every direction
+        states = [disc_states(rng, label, 64, int(rng.integers(10, 28))) for _ in range(600)]
+        s = np.concatenate(states)
+        h, _ = np.histogramdd(s, bins=3, range=[np.array(POSITION) * 64] * 2 + [np.array(RADIUS) * 64])
+        hists.append(h.ravel() / h.sum())
+        diffs = np.concatenate([np.diff(st, axis=0) for st in states])
+        axis, sign = label // 2, 1 if label % 2 == 0 else -1
+        assert (np.sign(diffs[:, axis]) == sign).all() and (diffs[:, [a for a in range(3) if a != axis]] == 0).all()
+    hists = np.array(hists)
+    assert np.abs(hists - 1 / 27).max() < 0.012  # uniform, whatever the class (sampling noise ~0.003)
+
+
+def test_rendered_frames_have_class_independent_statistics():
+    rng = np.random.default_rng(1)
+    stats = []
+    for label in range(len(CLASSES)):
+        v = np.stack([render_video(rng, label, 32, 18) for _ in range(30)]).astype(float)
+        disc = (v.mean(-1) > 140).sum(axis=(2, 3)).astype(float)
+        disc[disc > 150] = np.nan  # noise frames
+        stats.append(np.stack([np.nanmean(disc, 1), v.mean(axis=(1, 2, 3, 4))], 1))  # per video
+    stats = np.stack(stats)  # (class, video, statistic)
+    se = stats.std(axis=(0, 1)) / np.sqrt(stats.shape[1])
+    assert (np.abs(stats.mean(1) - stats.mean(axis=(0, 1))) < 4 * se).all()
 
 
 def test_refuses_to_overwrite_a_different_dataset(tmp_path):

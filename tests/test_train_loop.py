@@ -80,7 +80,7 @@ def test_preempted_mid_epoch_and_resumed_equals_uninterrupted(tmp_path):
     rec = Record()
     res_resumed = train(fake_cfg(tmp_path / "b", "trainer.max_epochs=3", "ckpt_path=last"), callbacks=[rec])
     assert rec.seen[0][0] == 8  # continues at the next step, not at the epoch start
-    assert rec.seen[0][2] == pytest.approx(temperature(8, 6, "exponential", 1.0, 0.01, 50))
+    assert rec.seen[0][2] == pytest.approx(temperature(8, 6, "exponential", 1.0, 0.01, 3))  # t_end = max_epochs
 
     a, step_a = final_state(tmp_path / "a" / "run")
     b, step_b = final_state(tmp_path / "b" / "run")

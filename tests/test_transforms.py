@@ -50,3 +50,13 @@ def test_eval_centre_crop_and_normalisation():
     assert three.shape == (3, 2, 3, 32, 32)
     assert (three[0, 0, 0, 0, 0] * 0.229 + 0.485) * 255 == pytest.approx(0, abs=1e-3)
     assert (three[2, 0, 0, 0, 0] * 0.229 + 0.485) * 255 == pytest.approx(32, abs=1e-3)
+
+
+def test_built_transforms_match_the_functions():
+    clip = ramp_clip(t=4)
+    train = tf.build_train_transform((48, 64), 32, flip=True)
+    torch.testing.assert_close(train(clip, np.random.default_rng(5)),
+                               tf.train_transform(clip, (48, 64), 32, True, np.random.default_rng(5)))
+    assert tf.build_eval_transform((48, 64), 32, num_crops=3)(clip).shape == (3, 4, 3, 32, 32)
+    with pytest.raises(ValueError, match="test_num_crops=2"):
+        tf.build_eval_transform((48, 64), 32, num_crops=2)

@@ -74,7 +74,7 @@ class VideoDataset(Dataset):
     def _load(self, i: int, rng: np.random.Generator) -> torch.Tensor:
         rec = self.records[i]
         if not rec.num_frames:
-            raise SampleReadError(f"{rec.path}: video has no frames")
+            raise SampleReadError(f"{getattr(self.reader, 'root', '.')}/{rec.path}: video has no frames")
         if self.train:
             raw = self.reader.read(rec.path, self.clips_indices(i, rng)[0])
             return transforms.train_transform(raw, self.scale_size, self.crop, self.flip, rng)

@@ -18,7 +18,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from src.data.datamodule import DataConfigError
-from src.data.resumable import EpochSampler, batches_done_this_epoch
+from src.data.resumable import EpochSampler, resume_start_fn
 from src.data.transforms import normalise
 
 EXTENSIONS = {".jpeg", ".jpg", ".png"}
@@ -113,7 +113,7 @@ class ImageFolderDataModule(LightningDataModule):
         sampler = EpochSampler(len(self.datasets["train"]), self.seed, True, True,
                                *((t.global_rank, t.world_size) if t is not None else (0, 1)))
         sampler.set_epoch(t.current_epoch if t is not None else 0)
-        sampler.start_at(batches_done_this_epoch(t) * self.batch_size)
+        sampler.start_fn = resume_start_fn(t, self.batch_size)
         return self._loader(self.datasets["train"], sampler, True)
 
     def val_dataloader(self):

@@ -35,7 +35,7 @@ class FrameFolderReader:
                 p = self.frame_path(rel, i)
                 try:
                     with Image.open(p) as im:
-                        cache[i] = np.asarray(im.convert("RGB"))
+                        cache[i] = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
                 except (OSError, ValueError) as e:
                     raise SampleReadError(f"cannot read frame {p}: {e}") from e
         return torch.from_numpy(np.stack([cache[i] for i in indices]))

@@ -20,9 +20,10 @@ class EpochSampler(Sampler[int]):
     """
 
     def __init__(self, n: int, seed: int = 0, shuffle: bool = True, encode_epoch: bool = False, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, start_fn=None):
         self.n, self.seed, self.shuffle, self.encode_epoch = n, seed, shuffle, encode_epoch
         self.rank, self.world_size = rank, world_size
+        self.start_fn = start_fn  # () -> indices to skip, asked at each iteration start (after a restore)
         self.epoch = 0
         self._start = 0
 
@@ -45,6 +46,8 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self):
         start, self._start = self._start, 0
+        if not start and self.start_fn is not None:
+            start = max(0, min(int(self.start_fn()), len(self)))
         offset = self.epoch * self.n if self.encode_epoch else 0
         return iter([i + offset for i in self.order()[start:]])
 
@@ -57,3 +60,9 @@ def batches_done_this_epoch(trainer) -> int:
     if trainer is None or not trainer.fit_loop.restarting:
         return 0
     return int(trainer.fit_loop.epoch_loop.batch_progress.current.completed)
+
+
+def resume_start_fn(trainer, batch_size: int):
+    """For `EpochSampler(start_fn=...)`: Lightning creates the train loader before it restores a checkpoint
+    (to count the steps), so the number of samples to skip is read when an epoch's iteration begins."""
+    return lambda: batches_done_this_epoch(trainer) * batch_size

@@ -20,7 +20,8 @@ def centre_indices(n: int, t: int, phase: float = 0.5) -> list[int]:
     """Validation / test: floor(n/T * (i + phase)) + 1; phase 0.5 = the centre of each segment
     (SPEC: floor(n/(2T) + i*n/T) + 1). Short videos (n < T) repeat frames."""
     tick = n / t
-    return [min(n, int(tick * (i + phase)) + 1) for i in range(t)]
+    # phase 0.5 evaluates the SPEC's expression literally, so float rounding matches the official loader's
+    return [min(n, int(tick / 2 + tick * i if phase == 0.5 else tick * (i + phase)) + 1) for i in range(t)]
 
 
 def multi_clip_indices(n: int, t: int, num_clips: int) -> list[list[int]]:

@@ -1,14 +1,16 @@
-"""The built-in dataset: small videos whose class is the order in which three events happen.
+"""The built-in dataset: small videos whose class is how an object changes over time.
 
-Three events (a disc, a square, a cross, each of random colour, size and position) each fill about a third
-of the video, one after the other; the six classes are the six orders ("disc, square, cross", ...). In every
-class each event fills the same share of the frames (the three shares are exchangeable random weights) and
-colours, sizes, positions and distractors are drawn independently of the class, so the per-frame appearance
-distribution, and even the unordered set of frames, is the same for all classes: only the order of frames
-tells the class (TSN, which averages per-frame predictions, stays at chance; TSM and AFNet can learn it).
-About a third of the frames carry nothing: uniform blank frames, noise frames, or a still distractor (a
-checkerboard patch), at random positions, so choosing frames matters, as in real footage. Lengths vary
-(default 16-40 frames) to exercise sampling.
+Six classes: a disc moves right, left, down or up, or stays in place and grows or shrinks. Over the
+informative frames of a video, the moving coordinate (or the radius) steps linearly through a fixed grid of
+values, from one end to the other; the coordinates that do not change are drawn from the same grid. So for
+every class, the disc's (x, y, radius) in a random frame is uniform over the same grid: the per-frame
+appearance distribution is the same for all classes (colours and distractors are drawn independently of the
+class too), and only the order of frames tells the class (TSN, which averages per-frame predictions, stays at
+chance; TSM and AFNet can learn it). The disc crosses 0.76 of the frame (or its radius goes 3 <-> 14 px)
+over a video, so T=8 sampled frames differ by ~7 px (~1.5 px of radius) at 64 px whatever the length.
+A quarter of the frames carry nothing: uniform blank frames, noise frames, or
+a still distractor square, at random positions, so choosing frames matters, as in real footage. Lengths
+vary (default 16-40 frames) to exercise sampling.
 
 Stored in the real datasets' formats, deterministically from a seed:
   <root>/frames/<vid>/img_00001.jpg ...   train_frames.txt / val_frames.txt  `<vid> <num_frames> <label>`
@@ -21,7 +23,6 @@ looks finished. `python -m src.data.synthetic --root data/synthetic [--seed 0]`.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import shutil
@@ -31,50 +32,43 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SHAPES = ("disc", "square", "cross")
-ORDERS = list(itertools.permutations(range(len(SHAPES))))  # class k = ORDERS[k]
-CLASSES = [", ".join(SHAPES[i] for i in order) for order in ORDERS]
+CLASSES = ["moving right", "moving left", "moving down", "moving up", "growing", "shrinking"]
+POSITION = (0.12, 0.88)  # disc centre, fraction of the frame size
+RADIUS = (0.05, 0.22)
 MARKER = "synthetic.json"
+DESIGN = 2  # bumped whenever the rendering changes, so an old dataset on disk is not taken for a new one
 
 
-def event_of_frame(rng: np.random.Generator, label: int, num_frames: int) -> np.ndarray:
-    """(num_frames,) shape index shown in each frame: the class's three shapes in order, shares ~1/3 each."""
-    weights = rng.uniform(0.75, 1.25, 3)  # exchangeable, so no shape is longer on average in any class
-    ends = np.round(np.cumsum(weights) / weights.sum() * num_frames).astype(int)
-    return np.array(ORDERS[label])[np.searchsorted(ends, np.arange(num_frames), side="right")]
-
-
-def shape_mask(shape: int, size: int, centre: np.ndarray, radius: float) -> np.ndarray:
-    """(size, size) bool mask of a disc, square or cross of half-width `radius` around `centre` (x, y)."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    dx, dy = np.abs(xx - centre[0]), np.abs(yy - centre[1])
-    if shape == 0:
-        return dx**2 + dy**2 <= radius**2
-    if shape == 1:
-        return (dx <= radius * 0.85) & (dy <= radius * 0.85)  # about the disc's area
-    arm = radius * 0.35
-    return ((dx <= radius) & (dy <= arm)) | ((dy <= radius) & (dx <= arm))
+def disc_states(rng: np.random.Generator, label: int, size: int, steps: int) -> np.ndarray:
+    """(steps, 3) disc (x, y, radius) in px over the informative frames: the class's changing quantity runs
+    through the grid in order (forwards or backwards), the others sit at random grid points."""
+    ramp = np.arange(steps)
+    idx = np.empty((steps, 3), int)
+    idx[:] = rng.integers(steps, size=3)  # still x, y, radius: random grid points
+    axis = (0, 0, 1, 1, 2, 2)[label]
+    idx[:, axis] = ramp if label % 2 == 0 else ramp[::-1]
+    lo = np.array([POSITION[0], POSITION[0], RADIUS[0]]) * size
+    hi = np.array([POSITION[1], POSITION[1], RADIUS[1]]) * size
+    return lo + (hi - lo) * idx / max(1, steps - 1)
 
 
 def render_video(rng: np.random.Generator, label: int, size: int, num_frames: int) -> np.ndarray:
-    """(num_frames, size, size, 3) uint8 frames of one video of class `label` (an index into ORDERS)."""
-    bg = rng.uniform(30, 100, 3)
-    # every shape gets its own colour, size and place, all drawn from the same distributions
-    colours = rng.uniform(140, 255, (3, 3))
-    radii = rng.uniform(0.14, 0.22, 3) * size
-    centres = rng.uniform(0.25, 0.75, (3, 2)) * size
-    masks = [shape_mask(k, size, centres[k], radii[k]) for k in range(3)]
-    events = event_of_frame(rng, label, num_frames)
+    """(num_frames, size, size, 3) uint8 frames of one video of class `label`."""
+    bg = rng.uniform(40, 110, 3)
+    colour = rng.uniform(150, 255, 3)
     informative = np.ones(num_frames, bool)
-    informative[rng.choice(num_frames, size=num_frames // 3, replace=False)] = False
-    patch = size // 4
-    y0, x0 = rng.integers(0, size - patch, 2)
-    checker = (np.add.outer(np.arange(patch), np.arange(patch)) // max(1, patch // 4)) % 2 == 0
+    informative[rng.choice(num_frames, size=num_frames // 4, replace=False)] = False
+    states = disc_states(rng, label, size, int(informative.sum()))
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     frames = np.empty((num_frames, size, size, 3), np.uint8)
+    distractor = rng.integers(0, size - size // 4, 2)
+    step = 0
     for t in range(num_frames):
         img = np.broadcast_to(bg, (size, size, 3)).astype(np.float32) + rng.normal(0, 6, (size, size, 3))
         if informative[t]:
-            img[masks[events[t]]] = colours[events[t]]
+            cx, cy, r = states[step]
+            step += 1
+            img[(xx - cx) ** 2 + (yy - cy) ** 2 <= r**2] = colour
         else:
             kind = rng.integers(3)
             if kind == 0:
@@ -82,7 +76,8 @@ def render_video(rng: np.random.Generator, label: int, size: int, num_frames: in
             elif kind == 1:
                 img = rng.uniform(0, 255, (size, size, 3))
             else:
-                img[y0: y0 + patch, x0: x0 + patch][checker] = 255
+                y0, x0 = distractor
+                img[y0: y0 + size // 4, x0: x0 + size // 4] = colour[::-1]
         frames[t] = np.clip(img, 0, 255).astype(np.uint8)
     return frames
 
@@ -111,8 +106,9 @@ def generate(root: str | Path, seed: int = 0, train_per_class: int = 64, val_per
     A root that holds a dataset generated with other parameters is never overwritten: that is an error.
     """
     root = Path(root)
-    params = {"seed": seed, "train_per_class": train_per_class, "val_per_class": val_per_class, "size": size,
-              "min_frames": min_frames, "max_frames": max_frames, "num_classes": num_classes, "videos": videos}
+    params = {"design": DESIGN, "seed": seed, "train_per_class": train_per_class, "val_per_class": val_per_class,
+              "size": size, "min_frames": min_frames, "max_frames": max_frames, "num_classes": num_classes,
+              "videos": videos}
     if (root / MARKER).is_file():
         existing = json.loads((root / MARKER).read_text())
         if existing == params:

@@ -1,5 +1,9 @@
 """Clip transforms on tensors (SPEC §7.4). A clip is uint8 (T, H, W, 3) on input and float (T, 3, h, w),
-normalised, on output; the same crop and flip apply to every frame of the clip."""
+normalised, on output; the same crop and flip apply to every frame of the clip.
+
+Speed: the geometry (resize, crop, flip) runs on uint8 in channels-last memory, where torch's bilinear
+resampling is ~10x faster than on float, and the clip becomes float once, in the normalisation.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +16,29 @@ STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 SCALES = (1.0, 0.875, 0.75, 0.66)
 
 
+def channels_first(clip: torch.Tensor) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> (T, 3, H, W) view (channels-last memory, no copy)."""
+    return clip.permute(0, 3, 1, 2)
+
+
 def to_float(clip: torch.Tensor) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> float (T, 3, H, W) in [0, 255]."""
-    return clip.permute(0, 3, 1, 2).float()
+    return channels_first(clip).float()
 
 
 def resize(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(T, 3, H, W) -> (T, 3, *size), bilinear, antialiased when shrinking (aspect ratio ignored)."""
+    """(T, 3, H, W) uint8 or float -> (T, 3, *size), bilinear, antialiased when shrinking (aspect ignored)."""
     if tuple(clip.shape[-2:]) == tuple(size):
         return clip
     return F.interpolate(clip, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
 
 
 def normalise(clip: torch.Tensor) -> torch.Tensor:
-    """[0, 255] -> ImageNet-normalised."""
-    return (clip / 255.0 - MEAN) / STD
+    """(..., 3, H, W) in [0, 255] (uint8 or float) -> float32 ImageNet-normalised, contiguous."""
+    scale = (1.0 / (255.0 * STD)).view(3, 1, 1)
+    shift = (MEAN / STD).view(3, 1, 1)
+    return clip.float().mul_(scale).sub_(shift).contiguous() if clip.dtype == torch.uint8 else \
+        (clip * scale - shift).contiguous()
 
 
 def crop_sizes(h: int, w: int, crop: int) -> list[tuple[int, int]]:
@@ -72,7 +84,7 @@ def three_crops(clip: torch.Tensor, crop: int) -> list[torch.Tensor]:
 
 def train_transform(clip: torch.Tensor, scale_size, crop: int, flip: bool, rng: np.random.Generator):
     """uint8 (T,H,W,3) -> float (T,3,crop,crop): resize to scale_size, multi-scale crop, flip (p=0.5 if allowed)."""
-    x = multiscale_crop(resize(to_float(clip), scale_size), crop, rng)
+    x = multiscale_crop(resize(channels_first(clip), scale_size), crop, rng)
     if flip and rng.random() < 0.5:
         x = x.flip(-1)
     return normalise(x)
@@ -80,9 +92,32 @@ def train_transform(clip: torch.Tensor, scale_size, crop: int, flip: bool, rng: 
 
 def eval_transform(clip: torch.Tensor, scale_size, crop: int, num_crops: int = 1) -> torch.Tensor:
     """uint8 (T,H,W,3) -> (T,3,crop,crop) centre crop, or (num_crops=3) a (3,T,3,crop,crop) stack."""
-    x = resize(to_float(clip), scale_size)
+    x = resize(channels_first(clip), scale_size)
     if num_crops == 1:
         return normalise(centre_crop(x, crop))
     if num_crops == 3:
         return torch.stack([normalise(c) for c in three_crops(x, crop)])
     raise ValueError(f"test_num_crops={num_crops}: use 1 or 3")
+
+
+def build_train_transform(scale_size=(240, 320), crop_size: int = 224, flip: bool = True):
+    """The training clip transform as a callable `(uint8 clip (T,H,W,3), rng) -> float (T,3,crop,crop)`."""
+    scale_size = tuple(scale_size)
+
+    def transform(clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        return train_transform(clip, scale_size, crop_size, flip, rng)
+
+    return transform
+
+
+def build_eval_transform(scale_size=(240, 320), crop_size: int = 224, num_crops: int = 1):
+    """The evaluation protocol's spatial part as a callable `uint8 clip (T,H,W,3) -> float (T,3,crop,crop)`
+    (num_crops 1) or `(3,T,3,crop,crop)` (num_crops 3); the temporal part (clips) is the sampler's."""
+    scale_size = tuple(scale_size)
+    if num_crops not in (1, 3):
+        raise ValueError(f"test_num_crops={num_crops}: use 1 or 3")
+
+    def transform(clip: torch.Tensor) -> torch.Tensor:
+        return eval_transform(clip, scale_size, crop_size, num_crops)
+
+    return transform

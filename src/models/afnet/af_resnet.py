@@ -17,6 +17,13 @@ Decisions where the sources are silent or disagree (SPEC "Decisions", [I]):
 - spatial masks (rs): a per-position select/skip head on each navigation input, hard Gumbel, nearest-
   upsampled to the focal resolution, multiplying the focal residual with the temporal mask; FLOPs scale the
   focal convs by the spatial ratio too (the sliced path here skips frames, not positions).
+- soft selection (Table S4): mask = sigmoid(select - skip logit) per frame, no Gumbel, every frame computed
+  (never sliced), `uses_ratio_loss = False`.
+- forced ratio: exactly round(r*T) frames per video, top-k of the select-minus-skip logit, ties to the
+  earlier frame; spatial masks are then all ones.
+- sliced input mode: skipped frames get skip + F(0), F run once per block on one zero frame; a hook-based
+  FLOPs counter sees that extra frame (input mode only).
+- dynamic fusion upsamples the ample output on the fly (fusion.py): same values, no upsampled copy.
 """
 
 from __future__ import annotations
@@ -33,6 +40,14 @@ from src.models.video import consensus, fold_frames
 
 LAYOUTS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
            101: ("bottleneck", (4, 8, 18, 3))}  # the official AF-ResNet101 layout (SPEC §2.11)
+
+
+def check_choice(selection: str, fusion: str, mask_mode: str, focal_compute: str) -> None:
+    for key, value, choices in (("selection", selection, ("hard", "soft")), ("fusion", fusion, ("dynamic", "add")),
+                                ("mask_mode", mask_mode, ("output", "input")),
+                                ("focal_compute", focal_compute, ("auto", "masked", "sliced"))):
+        if value not in choices:
+            raise ValueError(f"{key}={value!r}: choose one of {choices}")
 
 
 class AFStage(nn.Module):
@@ -66,8 +81,7 @@ class AFStage(nn.Module):
             masks.append(m)
             f = focal(f, m, s, sliced, mask_mode)
             a = ample(a)
-        a = F.interpolate(self.proj(a), size=f.shape[-2:], mode="nearest")
-        return self.fusion_block(self.fuse(a, f)), masks, spatial_masks
+        return self.fusion_block(self.fuse(self.proj(a), f)), masks, spatial_masks  # fuse upsamples a
 
 
 class AFResNet(nn.Module):
@@ -85,11 +99,7 @@ class AFResNet(nn.Module):
                  focal_compute: str = "auto", eval_gumbel_noise: bool = False, nav_mix_frames: bool = False,
                  rs: float | None = None, dropout: float = 0.5, nav_init_bias=(1.0, 10.0)):
         super().__init__()
-        for key, value, choices in (("selection", selection, ("hard", "soft")), ("fusion", fusion, ("dynamic", "add")),
-                                    ("mask_mode", mask_mode, ("output", "input")),
-                                    ("focal_compute", focal_compute, ("auto", "masked", "sliced"))):
-            if value not in choices:
-                raise ValueError(f"{key}={value!r}: choose one of {choices}")
+        check_choice(selection, fusion, mask_mode, focal_compute)
         if depth not in LAYOUTS:
             raise ValueError(f"AF-ResNet depth {depth}: choose one of {sorted(LAYOUTS)}")
         kind, counts = LAYOUTS[depth]

@@ -95,21 +95,59 @@ class FocalResidual(Residual):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, spatial: torch.Tensor | None = None,
                 sliced: bool = False, mask_mode: str = "output") -> torch.Tensor:
-        skip, xs = self.skip(x), self.shifted(x)
-        gate = mask if spatial is None else mask * spatial
-        if not sliced:
-            if mask_mode == "input":
-                return self.finish(skip + self.residual(xs * gate))
-            return self.finish(skip + gate * self.residual(xs))
-        idx = (mask.view(-1) > 0.5).nonzero().view(-1)
+        return gated_residual(x, self.skip(x), self.residual, mask, spatial, sliced, mask_mode,
+                              self.shift_segments, self.last_relu)
+
+
+def gather_shifted(x: torch.Tensor, idx: torch.Tensor, num_segments: int, fold_div: int = 8) -> torch.Tensor:
+    """temporal_shift(x, num_segments).index_select(0, idx), reading only the frames it needs.
+
+    x: (N*T, C, H, W); idx: (B,) frame indices -> (B, C, H, W). A selected frame takes channels [0, C/8) from
+    its successor and [C/8, C/4) from its predecessor in the same video (zero at the clip boundaries),
+    whether or not those neighbours are selected (SPEC §2.10: shift the full-T tensor, then gather).
+    """
+    fold = x.shape[1] // fold_div
+    out = x.index_select(0, idx)
+    t = idx % num_segments
+    for src, valid, chans in ((idx + 1, t < num_segments - 1, slice(0, fold)),
+                              (idx - 1, t > 0, slice(fold, 2 * fold))):
+        out[:, chans] = x[src.clamp(0, x.shape[0] - 1), chans]
+        if not bool(valid.all()):
+            out[~valid, chans] = 0  # clip boundary: nothing to take
+    return out
+
+
+def gated_residual(x: torch.Tensor, skip: torch.Tensor, residual, mask: torch.Tensor,
+                   spatial: torch.Tensor | None, sliced: bool, mask_mode: str, shift_segments: int = 0,
+                   relu: bool = True) -> torch.Tensor:
+    """A focal block's output: act(skip + the residual function gated per frame).
+
+    x: (B, C_in, H, W) block input; skip: (B, C_out, H, W) from the unshifted input; residual: a callable on
+    any sub-batch whose frames are independent (the shift is done here, over `shift_segments` frames when
+    non-zero); mask: (B, 1, 1, 1); spatial: (B, 1, H, W) or None; relu: the final activation.
+    Sliced: the selected frames are gathered on dim 0 (shifted as if the whole clip were shifted), run
+    through `residual` and written over act(skip) (or act(skip + F(0)) in input mode) at their positions.
+    """
+    gate = mask if spatial is None else mask * spatial
+    act = F.relu if relu else (lambda y: y)
+    if not sliced:
+        xs = temporal_shift(x, shift_segments) if shift_segments else x
         if mask_mode == "input":
-            base = skip + self.residual(torch.zeros_like(xs[:1]))  # skipped frames: skip + F(0)
-        else:
-            base = skip
-        if idx.numel() == 0:
-            return self.finish(base)
-        sub_gate = gate.index_select(0, idx)
-        sub_in = xs.index_select(0, idx)
-        r = self.residual(sub_in * sub_gate) if mask_mode == "input" else sub_gate * self.residual(sub_in)
-        out = base.index_copy(0, idx, skip.index_select(0, idx) + r)
-        return self.finish(out)
+            return act(skip + residual(xs * gate))
+        return act(skip + gate * residual(xs))
+    idx = (mask.view(-1) > 0.5).nonzero().view(-1)
+    if mask_mode == "input":  # skipped frames: skip + F(0), F(0) computed once
+        out = act(skip + residual(torch.zeros_like(x[:1])))
+    else:
+        out = F.relu(skip) if relu else skip.clone()  # a new tensor: the block input stays untouched
+    if idx.numel() == 0:
+        return out
+    sub_in = gather_shifted(x, idx, shift_segments) if shift_segments else x.index_select(0, idx)
+    sub_gate = gate.index_select(0, idx)
+    if spatial is None and not (torch.is_grad_enabled() and sub_gate.requires_grad):
+        r = residual(sub_in)  # a selected frame's gate is 1 (to rounding) and no gradient needs it
+    elif mask_mode == "input":
+        r = residual(sub_in * sub_gate)
+    else:
+        r = sub_gate * residual(sub_in)
+    return out.index_copy_(0, idx, act(r.add_(skip.index_select(0, idx))))

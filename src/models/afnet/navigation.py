@@ -32,12 +32,16 @@ class Navigation(nn.Module):
         self.conv = nn.Conv2d(in_channels, 2, 1, bias=False)
         self.bn = nn.BatchNorm2d(2)
         self.temporal = nn.Conv2d(2 * t, 2 * t, 1, groups=1 if mix_frames else t, bias=True)
-        with torch.no_grad():
-            self.temporal.bias.view(t, 2).copy_(torch.tensor([float(b) for b in init_bias]))
         self.spatial = nn.Conv2d(in_channels, 2, 1, bias=True) if spatial else None
+        self.reset_bias(init_bias)
+
+    @torch.no_grad()
+    def reset_bias(self, init_bias: tuple[float, float] = (SKIP_BIAS, SELECT_BIAS)) -> None:
+        """(skip, select) bias of the temporal logits of every frame (and of the spatial head)."""
+        bias = torch.tensor([float(b) for b in init_bias])
+        self.temporal.bias.view(self.num_segments, 2).copy_(bias)
         if self.spatial is not None:
-            with torch.no_grad():
-                self.spatial.bias.copy_(torch.tensor([float(b) for b in init_bias]))
+            self.spatial.bias.copy_(bias)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N*T, C, H, W) -> (N, T, 2) skip / select logits."""

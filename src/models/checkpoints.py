@@ -245,6 +245,30 @@ def model_state_from_file(path: str | Path) -> dict:
     return dict(state)
 
 
+def load_matching(model: nn.Module, state: dict, strip_prefixes: tuple[str, ...] = ("module.",),
+                  add_prefix: str = "") -> dict:
+    """Copy the entries of `state` whose name (after stripping `strip_prefixes`, then prepending `add_prefix`)
+    and shape match `model`. Returns {"loaded": [...], "skipped": {name: reason}, "missing": [...]}
+    (missing = model keys left at their initialisation)."""
+    own = model.state_dict()
+    merged, loaded, skipped = dict(own), [], {}
+    for k, v in state.items():
+        for p in strip_prefixes:
+            if k.startswith(p):
+                k = k[len(p):]
+        k = add_prefix + k
+        if k not in own:
+            skipped[k] = "not in model"
+        elif tuple(own[k].shape) != tuple(v.shape):
+            skipped[k] = f"shape {tuple(v.shape)} != {tuple(own[k].shape)}"
+        else:
+            merged[k] = v
+            loaded.append(k)
+    model.load_state_dict(merged, strict=True)
+    return {"loaded": loaded, "skipped": skipped, "missing": sorted(set(own) - set(loaded))}
+
+
+
 def load_pretrained(model: nn.Module, source, verbose: bool = True) -> dict:
     """Copy the weights of `source` (path or state dict) whose name and shape match `model`.
 
@@ -253,18 +277,8 @@ def load_pretrained(model: nn.Module, source, verbose: bool = True) -> dict:
     T-dependent `temporal` convs when T differs.
     """
     state = model_state_from_file(source) if isinstance(source, (str, Path)) else dict(source)
-    own = model.state_dict()
-    loaded, skipped = [], {}
-    for k, v in state.items():
-        if k not in own:
-            skipped[k] = "not in this model"
-        elif tuple(own[k].shape) != tuple(v.shape):
-            skipped[k] = f"shape {tuple(v.shape)} != model {tuple(own[k].shape)}"
-        else:
-            own[k] = v
-            loaded.append(k)
-    model.load_state_dict(own, strict=True)
-    report = {"loaded": loaded, "skipped": skipped, "missing": sorted(set(own) - set(loaded))}
+    report = load_matching(model, state, strip_prefixes=())
+    loaded, skipped = report["loaded"], report["skipped"]
     if verbose:
         print(f"pretrained: loaded {len(loaded)} tensors, skipped {len(skipped)}, "
               f"{len(report['missing'])} left as initialised")

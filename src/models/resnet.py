@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from src.models.checkpoints import load_matching  # noqa: F401  (re-exported)
 from src.models.temporal_shift import TemporalShift
 
 
@@ -136,29 +137,6 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
-
-
-def load_matching(model: nn.Module, state: dict, strip_prefixes: tuple[str, ...] = ("module.",),
-                  add_prefix: str = "") -> dict:
-    """Copy the entries of `state` whose name (after stripping `strip_prefixes`, then prepending `add_prefix`)
-    and shape match `model`. Returns {"loaded": [...], "skipped": {name: reason}, "missing": [...]}
-    (missing = model keys left at their initialisation)."""
-    own = model.state_dict()
-    merged, loaded, skipped = dict(own), [], {}
-    for k, v in state.items():
-        for p in strip_prefixes:
-            if k.startswith(p):
-                k = k[len(p):]
-        k = add_prefix + k
-        if k not in own:
-            skipped[k] = "not in model"
-        elif tuple(own[k].shape) != tuple(v.shape):
-            skipped[k] = f"shape {tuple(v.shape)} != {tuple(own[k].shape)}"
-        else:
-            merged[k] = v
-            loaded.append(k)
-    model.load_state_dict(merged, strict=True)
-    return {"loaded": loaded, "skipped": skipped, "missing": sorted(set(own) - set(loaded))}
 
 
 def load_imagenet_weights(model: nn.Module, path: str | Path, add_prefix: str = "") -> dict:

@@ -131,7 +131,9 @@ def write_outputs(table: str, spec: dict, rows: list[dict], out_dir: Path) -> li
         w.writeheader()
         w.writerows(rows)
     metric = spec.get("metric", "")
-    lines = [f"# {table}: {spec.get('title', '')}", "", f"Metric: {metric}. Paper values from paper-tables.yaml.", ""]
+    source = "published values from paper-tables.yaml" if any(r.get("paper") is not None for r in rows) else \
+        "no published values (a table of this suite's own)"
+    lines = [f"# {table}: {spec.get('title', '')}", "", f"Metric: {metric}; {source}.", ""]
     if latency:
         lines += ["| method | backbone | paper CPU ms | paper ÷ TSM | ours ms | ours ÷ TSM | status |",
                   "|" + "---|" * 7]
@@ -143,8 +145,9 @@ def write_outputs(table: str, spec: dict, rows: list[dict], out_dir: Path) -> li
                   " our GFLOPs | runs | status |", "|" + "---|" * 14]
         for r in rows:
             ours = _fmt(r["ours"], 2) + (f" ± {r['ours_std']:.2f}" if r.get("ours_std") is not None else "")
+            paper = "" if r["paper"] is None else r["paper"]
             lines.append(f"| {r['method']} | {r['backbone']} | {r['frames']} | {r['rt']} | {r['rs']} | {r['fusion']} |"
-                         f" {r['tau_schedule']} | {r['paper']} | {ours} | {_fmt(r['delta'], 2)} | "
+                         f" {r['tau_schedule']} | {paper} | {ours} | {_fmt(r['delta'], 2)} | "
                          f"{_fmt(r['paper_gflops'])} | {_fmt(r['gflops'], 3)} | {r['runs']} | {r['status']} |")
     notes = [f"- {r['method']} {r['backbone']} {r['frames']}f: {r['note']}" for r in rows if r.get("note")]
     if notes:
@@ -171,9 +174,14 @@ def plot(table: str, rows: list[dict], out_dir: Path, metric: str) -> list[Path]
             ax.scatter(r["paper_gflops"], r["paper"], facecolors="none", edgecolors=colors[r["method"]], s=60)
             ax.annotate(label, (r["paper_gflops"], r["paper"]), fontsize=6)
         if r.get("ours") is not None and r.get("gflops") is not None:
-            ax.errorbar(r["gflops"], r["ours"], yerr=r.get("ours_std") or 0, fmt="o", color=colors[r["method"]])
+            first = r["method"] not in ax.get_legend_handles_labels()[1]
+            ax.errorbar(r["gflops"], r["ours"], yerr=r.get("ours_std") or 0, fmt="o", color=colors[r["method"]],
+                        label=r["method"] if first else None)
+            ax.annotate(label, (r["gflops"], r["ours"]), fontsize=6)
     ax.set_xlabel("GFLOPs per video (GMACs)")
     ax.set_ylabel(metric)
+    if ax.get_legend_handles_labels()[1]:
+        ax.legend(fontsize=7)
     ax.set_title(f"{table}: paper (hollow) vs ours (filled)")
     fig.tight_layout()
     files.append(out_dir / "accuracy_vs_gflops.png")

@@ -37,7 +37,8 @@ class Record(Callback):
 def test_schedules_follow_formulas_at_every_step(tmp_path):
     # 6 steps per epoch, 4 epochs; τ over t_end=2 epochs, RT warm-up at 1/2/3, LR ×0.1 at epoch 3, 1-epoch warm-up
     cfg = fake_cfg(tmp_path, "trainer.max_epochs=4", "schedule.tau.t_end=2", "schedule.rt_warmup.begin=1",
-                   "schedule.rt_warmup.end=3", "optim.lr_steps=[3]", "optim.warmup_epochs=1", "rt=0.4")
+                   "schedule.rt_warmup.end=3", "optim.lr_steps=[3]", "optim.warmup_epochs=1", "rt=0.4",
+                   "optim.groups.nav_lr_mult=10")
     rec = Record()
     train(cfg, callbacks=[rec])
     assert len(rec.seen) == 24
@@ -80,7 +81,7 @@ def test_preempted_mid_epoch_and_resumed_equals_uninterrupted(tmp_path):
     rec = Record()
     res_resumed = train(fake_cfg(tmp_path / "b", "trainer.max_epochs=3", "ckpt_path=last"), callbacks=[rec])
     assert rec.seen[0][0] == 8  # continues at the next step, not at the epoch start
-    assert rec.seen[0][2] == pytest.approx(temperature(8, 6, "exponential", 1.0, 0.01, 3))  # t_end = max_epochs
+    assert rec.seen[0][2] == pytest.approx(temperature(8, 6, "exponential", 1.0, 0.01, 45))
 
     a, step_a = final_state(tmp_path / "a" / "run")
     b, step_b = final_state(tmp_path / "b" / "run")

@@ -58,6 +58,18 @@ def test_cli_trains_checkpoints_and_evaluates(tiny_data_root, tmp_path):
     assert (run / "csv" / "metrics.csv").is_file() and (run / "DONE").is_file()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["row_id"] is None and summary["method"] == "afnet" and summary["best"]["epoch"] in (0, 1)
+    # the logged GFLOPs are the analytic counter's value at the realised per-mask ratios (it is linear in them)
+    import torch
+
+    from src.models.flops import profile_macs
+    from src.train import build_net
+
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    net = build_net(ckpt["suite_model"])
+    final = summary["final"]
+    ratios = [final[f"val/ratio_{i}"] for i in range(net.num_masks)]
+    assert abs(sum(ratios) / len(ratios) - final["val/ratio"]) < 1e-6
+    assert profile_macs(net, 8, input_size=32).gmacs(ratios) == pytest.approx(final["val/gflops"], rel=1e-5)
 
     ev = cli(["-m", "src.eval", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "latency_videos=2"])
     assert ev.returncode == 0, ev.stderr[-3000:]

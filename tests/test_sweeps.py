@@ -8,9 +8,10 @@ from tests.helpers import CONF_DIR, compose_train, resolved
 
 PAPER = load_tables()
 RECIPES = {  # SPEC §7.1 / §7.3
-    "recipe_sth": {"optim.groups.nav_lr_mult": 10.0, "optim.lr": 0.01, "optim.lr_steps": [25, 45], "trainer.max_epochs": 55, "loss.lambda_rt": 0.5},
-    "recipe_kinetics": {"optim.groups.nav_lr_mult": 10.0, "optim.lr": 0.002, "optim.lr_steps": [20, 40], "trainer.max_epochs": 50,
-                        "loss.lambda_rt": 1.0},
+    "recipe_sth": {"optim.groups.nav_lr_mult": 10.0, "optim.lr": 0.01, "optim.lr_steps": [25, 45],
+                   "trainer.max_epochs": 55, "loss.lambda_rt": 0.5},
+    "recipe_kinetics": {"optim.groups.nav_lr_mult": 10.0, "optim.lr": 0.002, "optim.lr_steps": [20, 40],
+                        "trainer.max_epochs": 50, "loss.lambda_rt": 1.0},
     "pretrain_imagenet": {"optim.lr": 0.1, "optim.lr_steps": [30, 60], "trainer.max_epochs": 90,
                           "optim.warmup_epochs": 5, "global_batch_size": 256, "num_segments": 1},
 }

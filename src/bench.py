@@ -19,6 +19,7 @@ import torch
 
 from src.models import build_video_model
 from src.models.flops import profile_macs
+from src.models.inference import fold_batchnorm
 
 REFERENCE = "tsm_r50"
 
@@ -31,11 +32,11 @@ def latency_rows(ratios: list[float]) -> list[tuple[str, str, str, float | None]
     return rows
 
 
-def build(method: str, backbone: str, frames: int, ratio: float | None, channels_last: bool):
+def build(method: str, backbone: str, frames: int, ratio: float | None, channels_last: bool, fold_bn: bool = True):
     net = build_video_model(method, backbone, num_classes=174, num_segments=frames).eval()
     net.set_forced_ratio(ratio)
-    if hasattr(net, "prepare_inference"):
-        net.prepare_inference()  # e.g. BN folding, where the model offers it
+    if fold_bn:
+        fold_batchnorm(net)  # every model alike, so the ratios stay fair
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     return net

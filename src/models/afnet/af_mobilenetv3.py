@@ -61,10 +61,10 @@ class FocalInvertedResidual(nn.Module):
             conv.focal_mask_index = mask_index  # the FLOPs counter scales these by the realised ratio
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, spatial: torch.Tensor | None = None,
-                sliced: bool = False, mask_mode: str = "output") -> torch.Tensor:
+                sliced: bool = False, mask_mode: str = "output", reuse_input: bool = False) -> torch.Tensor:
         b = self.block
         return gated_residual(x, b.skip(x), b.conv, mask, spatial, sliced, mask_mode, b.shift.num_segments,
-                              relu=False)
+                              relu=False, reuse_input=reuse_input)
 
 
 class AFMobileNetStage(AFStage):

@@ -73,15 +73,16 @@ class AFStage(nn.Module):
                 mask_mode: str):
         a = f = x
         masks, spatial_masks = [], []
-        for nav, ample, focal in zip(self.nav, self.ample, self.focal):
+        for i, (nav, ample, focal) in enumerate(zip(self.nav, self.ample, self.focal)):
             m, s = nav(a, tau, noise, forced, soft)
             if s is not None:
                 s = F.interpolate(s, size=f.shape[-2:], mode="nearest")
                 spatial_masks.append(s)
             masks.append(m)
-            f = focal(f, m, s, sliced, mask_mode)
+            f = focal(f, m, s, sliced, mask_mode, reuse_input=i > 0)  # only the stage input is shared (with a)
             a = ample(a)
-        return self.fusion_block(self.fuse(self.proj(a), f)), masks, spatial_masks  # fuse upsamples a
+        # f is the focal blocks' own output: without autograd the fusion may overwrite it (fuse upsamples a)
+        return self.fusion_block(self.fuse(self.proj(a), f, own_f=True)), masks, spatial_masks
 
 
 class AFResNet(nn.Module):

@@ -4,9 +4,9 @@ BasicBlock forms, each with an optional TSM residual shift."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from src.models.frame_ops import add_frames_, copy_frames_, gather_shifted, select_frames  # noqa: F401 (re-export)
 from src.models.temporal_shift import temporal_shift
 
 
@@ -57,7 +57,7 @@ class Residual(nn.Module):
         for i in self.convs:
             x = getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x))
             if i != last:
-                x = F.relu(x)
+                x = x.relu_()  # a fresh conv output: in place saves a pass over it
         return x
 
     def skip(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +67,7 @@ class Residual(nn.Module):
         return temporal_shift(x, self.shift_segments) if self.shift_segments else x
 
     def finish(self, y: torch.Tensor) -> torch.Tensor:
-        return F.relu(y) if self.last_relu else y
+        return y.relu_() if self.last_relu else y  # y is always a fresh sum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.finish(self.skip(x) + self.residual(self.shifted(x)))
@@ -76,7 +76,7 @@ class Residual(nn.Module):
 class FocalResidual(Residual):
     """A focal block: grouped convs (groups=2), never strided, its residual gated per frame by a mask.
 
-    forward(x, mask, spatial, sliced, mask_mode):
+    forward(x, mask, spatial, sliced, mask_mode, reuse_input):
       masked, output mode: y = skip(x) + m ⊙ F(shift(x))   (default; exact twin of the sliced path)
       masked, input mode:  y = skip(x) + F(m ⊙ shift(x))   (the official code; F(0) ≠ 0 for skipped frames)
       sliced: F runs on the selected frames only (gathered on the folded batch dim, after the shift) and is
@@ -94,60 +94,48 @@ class FocalResidual(Residual):
             conv.focal_mask_index = mask_index  # the FLOPs counter scales these by the realised ratio
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, spatial: torch.Tensor | None = None,
-                sliced: bool = False, mask_mode: str = "output") -> torch.Tensor:
+                sliced: bool = False, mask_mode: str = "output", reuse_input: bool = False) -> torch.Tensor:
         return gated_residual(x, self.skip(x), self.residual, mask, spatial, sliced, mask_mode,
-                              self.shift_segments, self.last_relu)
-
-
-def gather_shifted(x: torch.Tensor, idx: torch.Tensor, num_segments: int, fold_div: int = 8) -> torch.Tensor:
-    """temporal_shift(x, num_segments).index_select(0, idx), reading only the frames it needs.
-
-    x: (N*T, C, H, W); idx: (B,) frame indices -> (B, C, H, W). A selected frame takes channels [0, C/8) from
-    its successor and [C/8, C/4) from its predecessor in the same video (zero at the clip boundaries),
-    whether or not those neighbours are selected (SPEC §2.10: shift the full-T tensor, then gather).
-    """
-    fold = x.shape[1] // fold_div
-    out = x.index_select(0, idx)
-    t = idx % num_segments
-    for src, valid, chans in ((idx + 1, t < num_segments - 1, slice(0, fold)),
-                              (idx - 1, t > 0, slice(fold, 2 * fold))):
-        out[:, chans] = x[src.clamp(0, x.shape[0] - 1), chans]
-        if not bool(valid.all()):
-            out[~valid, chans] = 0  # clip boundary: nothing to take
-    return out
+                              self.shift_segments, self.last_relu, reuse_input)
 
 
 def gated_residual(x: torch.Tensor, skip: torch.Tensor, residual, mask: torch.Tensor,
                    spatial: torch.Tensor | None, sliced: bool, mask_mode: str, shift_segments: int = 0,
-                   relu: bool = True) -> torch.Tensor:
+                   relu: bool = True, reuse_input: bool = False) -> torch.Tensor:
     """A focal block's output: act(skip + the residual function gated per frame).
 
     x: (B, C_in, H, W) block input; skip: (B, C_out, H, W) from the unshifted input; residual: a callable on
     any sub-batch whose frames are independent (the shift is done here, over `shift_segments` frames when
     non-zero); mask: (B, 1, 1, 1); spatial: (B, 1, H, W) or None; relu: the final activation.
     Sliced: the selected frames are gathered on dim 0 (shifted as if the whole clip were shifted), run
-    through `residual` and written over act(skip) (or act(skip + F(0)) in input mode) at their positions.
+    through `residual` and added to skip at their positions (or, in input mode, written over
+    act(skip + F(0))). Without autograd the sum is built in skip's own memory when skip is a fresh
+    shortcut output, or is x and the caller hands x over (`reuse_input`): on CPU a fresh full-size tensor
+    costs more than the adds themselves.
     """
     gate = mask if spatial is None else mask * spatial
-    act = F.relu if relu else (lambda y: y)
+    act = torch.relu_ if relu else (lambda y: y)  # only ever applied to fresh sums
     if not sliced:
         xs = temporal_shift(x, shift_segments) if shift_segments else x
         if mask_mode == "input":
             return act(skip + residual(xs * gate))
         return act(skip + gate * residual(xs))
     idx = (mask.view(-1) > 0.5).nonzero().view(-1)
+    r = None
+    if idx.numel():
+        sub_in = gather_shifted(x, idx, shift_segments) if shift_segments else select_frames(x, idx)
+        sub_gate = gate.index_select(0, idx)
+        if spatial is None and not (torch.is_grad_enabled() and sub_gate.requires_grad):
+            r = residual(sub_in)  # a selected frame's gate is 1 (to rounding) and no gradient needs it
+        elif mask_mode == "input":
+            r = residual(sub_in * sub_gate)
+        else:
+            r = sub_gate * residual(sub_in)
     if mask_mode == "input":  # skipped frames: skip + F(0), F(0) computed once
         out = act(skip + residual(torch.zeros_like(x[:1])))
-    else:
-        out = F.relu(skip) if relu else skip.clone()  # a new tensor: the block input stays untouched
-    if idx.numel() == 0:
-        return out
-    sub_in = gather_shifted(x, idx, shift_segments) if shift_segments else x.index_select(0, idx)
-    sub_gate = gate.index_select(0, idx)
-    if spatial is None and not (torch.is_grad_enabled() and sub_gate.requires_grad):
-        r = residual(sub_in)  # a selected frame's gate is 1 (to rounding) and no gradient needs it
-    elif mask_mode == "input":
-        r = residual(sub_in * sub_gate)
-    else:
-        r = sub_gate * residual(sub_in)
-    return out.index_copy_(0, idx, act(r.add_(skip.index_select(0, idx))))
+        return out if r is None else copy_frames_(out, idx, act(r.add_(select_frames(skip, idx))))
+    own = not torch.is_grad_enabled() and (skip is not x or reuse_input)
+    out = skip if own else skip.clone()  # x is read above, so it may be overwritten now
+    if r is not None:
+        add_frames_(out, idx, r)
+    return act(out)

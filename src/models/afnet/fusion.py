@@ -11,14 +11,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.models.frame_ops import is_channels_last
 
-def blend_upsampled(f: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """f + nearest_upsample(a, f's size): f (B, C, H, W), a (B, C, h, w) -> (B, C, H, W)."""
+
+def blend_upsampled(f: torch.Tensor, a: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """f + nearest_upsample(a, f's size): f (B, C, H, W), a (B, C, h, w) -> (B, C, H, W), written into f
+    when `inplace` (f must then be a fresh tensor nobody else reads)."""
     b, c, hh, ww = f.shape
     h, w = a.shape[-2:]
-    if (hh, ww) == (2 * h, 2 * w) and f.is_contiguous() and a.is_contiguous():
-        return (f.view(b, c, h, 2, w, 2) + a.view(b, c, h, 1, w, 1)).view(b, c, hh, ww)
-    return f + F.interpolate(a, size=(hh, ww), mode="nearest")
+    if (hh, ww) == (2 * h, 2 * w):
+        # the 2x2 broadcast on 6-D views, on the (B, H, W, C) views when both are channels-last
+        if f.is_contiguous() and a.is_contiguous():
+            fv, av = f.view(b, c, h, 2, w, 2), a.view(b, c, h, 1, w, 1)
+            return fv.add_(av).view_as(f) if inplace else (fv + av).view_as(f)
+        if is_channels_last(f) and is_channels_last(a):
+            fv, av = f.permute(0, 2, 3, 1).view(b, h, 2, w, 2, c), a.permute(0, 2, 3, 1).view(b, h, 1, w, 1, c)
+            if inplace:
+                fv.add_(av)
+                return f
+            return (fv + av).view(b, hh, ww, c).permute(0, 3, 1, 2)
+    up = F.interpolate(a, size=(hh, ww), mode="nearest")
+    return f.add_(up) if inplace else f + up
 
 
 class DynamicFusion(nn.Module):
@@ -41,13 +54,17 @@ class DynamicFusion(nn.Module):
             if fc.bias is not None:
                 nn.init.zeros_(fc.bias)
 
-    def forward(self, a: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    def forward(self, a: torch.Tensor, f: torch.Tensor, own_f: bool = False) -> torch.Tensor:
+        """own_f: the caller hands f over; without autograd the blend is then written into f."""
         if f.shape[-2] % a.shape[-2] or f.shape[-1] % a.shape[-1]:
             a = F.interpolate(a, size=f.shape[-2:], mode="nearest")  # mean(up(a)) = mean(a) needs whole blocks
         # GAP(up(a) + f) = mean(a) + GAP(f); `pool` runs at f's size, as the official GAP (FLOPs counter)
         gap = self.pool(f).flatten(1) + a.mean((2, 3))
         theta = torch.sigmoid(self.fc2(F.relu(self.fc1(gap))))[..., None, None]
-        out = blend_upsampled(f * (1 - theta), a * theta)
+        # in place only without autograd: an in-place add on a 6-D view would record a costly CopySlices
+        grad = torch.is_grad_enabled()
+        f = f * (1 - theta) if grad or not own_f else f.mul_(1 - theta)
+        out = blend_upsampled(f, a * theta, inplace=not grad)
         return out.relu_() if self.relu else out
 
 
@@ -58,6 +75,6 @@ class AddFusion(nn.Module):
         super().__init__()
         self.relu = relu
 
-    def forward(self, a: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-        out = blend_upsampled(f, a)
+    def forward(self, a: torch.Tensor, f: torch.Tensor, own_f: bool = False) -> torch.Tensor:
+        out = blend_upsampled(f, a, inplace=own_f and not torch.is_grad_enabled())
         return out.relu_() if self.relu else out

@@ -1,0 +1,64 @@
+"""Frame gathers and scatters on a folded (N*T, C, H, W) batch in either memory format.
+
+In channels-last memory a frame is one contiguous (H, W, C) block, but torch's index_select / index_copy_
+on the 4-D NCHW view take a slow strided path; on the permuted (N*T, H, W, C) view, which is contiguous,
+they are plain block copies. These helpers pick the view and return results in the input's format.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """True when x (B, C, H, W) is stored channels-last (and not also plainly contiguous, e.g. H=W=1)."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def frames_view(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> a view with frames on dim 0 and contiguous rows: (B, H, W, C) if channels-last."""
+    return x.permute(0, 2, 3, 1) if is_channels_last(x) else x
+
+
+def select_frames(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x.index_select(0, idx) in x's memory format: (B, C, H, W), (k,) -> (k, C, H, W)."""
+    if not is_channels_last(x):
+        return x.index_select(0, idx)
+    return x.permute(0, 2, 3, 1).index_select(0, idx).permute(0, 3, 1, 2)
+
+
+def copy_frames_(out: torch.Tensor, idx: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """out.index_copy_(0, idx, src), fast when both are channels-last: out (B, C, H, W), src (k, C, H, W)."""
+    if is_channels_last(out) and is_channels_last(src):
+        out.permute(0, 2, 3, 1).index_copy_(0, idx, src.permute(0, 2, 3, 1))
+        return out
+    return out.index_copy_(0, idx, src)
+
+
+def add_frames_(out: torch.Tensor, idx: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """out.index_add_(0, idx, src) (idx without repeats), fast when both are channels-last."""
+    if is_channels_last(out) and is_channels_last(src):
+        out.permute(0, 2, 3, 1).index_add_(0, idx, src.permute(0, 2, 3, 1))
+        return out
+    return out.index_add_(0, idx, src)
+
+
+def gather_shifted(x: torch.Tensor, idx: torch.Tensor, num_segments: int, fold_div: int = 8) -> torch.Tensor:
+    """temporal_shift(x, num_segments).index_select(0, idx), reading only the frames it needs.
+
+    x: (N*T, C, H, W); idx: (B,) frame indices -> (B, C, H, W), in x's memory format. A selected frame takes
+    channels [0, C/8) from its successor and [C/8, C/4) from its predecessor in the same video (zero at the
+    clip boundaries), whether or not those neighbours are selected (SPEC §2.10: shift the full-T tensor,
+    then gather).
+    """
+    fold = x.shape[1] // fold_div
+    xv = frames_view(x)
+    cl = xv is not x
+    out = xv.index_select(0, idx)
+    t = idx % num_segments
+    for src, valid, lo in ((idx + 1, t < num_segments - 1, 0), (idx - 1, t > 0, fold)):
+        part = out[..., lo:lo + fold] if cl else out[:, lo:lo + fold]
+        part.copy_((xv[..., lo:lo + fold] if cl else xv[:, lo:lo + fold])[src.clamp(0, x.shape[0] - 1)])
+        if not bool(valid.all()):
+            part[~valid] = 0  # clip boundary: nothing to take
+    return out.permute(0, 3, 1, 2) if cl else out

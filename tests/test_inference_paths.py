@@ -1,0 +1,92 @@
+"""Inference speed paths keep the numbers: BN folding, channels-last frame gathers, in-place sums."""
+
+import pytest
+import torch
+
+from src.models import build_video_model
+from src.models.afnet import build_afnet
+from src.models.afnet.fusion import blend_upsampled
+from src.models.frame_ops import add_frames_, copy_frames_, gather_shifted, select_frames
+from src.models.inference import fold_batchnorm
+from src.models.temporal_shift import temporal_shift
+from tests.test_afnet import randomise
+
+CL = torch.channels_last
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_frame_ops_match_plain_indexing(channels_last):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 16, 6, 6, generator=g)
+    src = torch.randn(3, 16, 6, 6, generator=g)
+    idx = torch.tensor([0, 3, 7])  # first frame, middle, last frame of the second 4-frame video
+    xs, ss = (x.contiguous(memory_format=CL), src.contiguous(memory_format=CL)) if channels_last else (x, src)
+    torch.testing.assert_close(select_frames(xs, idx), x.index_select(0, idx), rtol=0, atol=0)
+    torch.testing.assert_close(gather_shifted(xs, idx, 4), temporal_shift(x, 4).index_select(0, idx), rtol=0, atol=0)
+    torch.testing.assert_close(copy_frames_(xs.clone(), idx, ss), x.clone().index_copy_(0, idx, src), rtol=0, atol=0)
+    torch.testing.assert_close(add_frames_(xs.clone(), idx, ss), x.clone().index_add_(0, idx, src), rtol=0, atol=0)
+    if channels_last:
+        assert select_frames(xs, idx).is_contiguous(memory_format=CL)
+        assert gather_shifted(xs, idx, 4).is_contiguous(memory_format=CL)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_blend_upsampled_in_place_equals_reference(channels_last):
+    f, a = torch.randn(2, 8, 6, 10), torch.randn(2, 8, 3, 5)
+    want = f + torch.nn.functional.interpolate(a, size=(6, 10), mode="nearest")
+    if channels_last:
+        f, a = f.contiguous(memory_format=CL), a.contiguous(memory_format=CL)
+    torch.testing.assert_close(blend_upsampled(f, a), want, rtol=0, atol=0)
+    out = blend_upsampled(f, a, inplace=True)
+    assert out.data_ptr() == f.data_ptr()
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("method,backbone", [("tsm", "r50"), ("afnet_tsm", "r50"), ("afnet", "r18"),
+                                             ("afnet_tsm", "mbv3"), ("tsm", "mbv3")])
+def test_fold_batchnorm_keeps_outputs_and_removes_every_bn(method, backbone):
+    net = randomise(build_video_model(method, backbone, num_classes=10, num_segments=4)).eval()
+    x = torch.randn(1, 4, 3, 64, 64)
+    with torch.no_grad():
+        want = net(x).logits
+        folded = fold_batchnorm(net)
+        got = net(x).logits
+    assert folded > 0 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(RuntimeError, match="eval"):
+        fold_batchnorm(net.train())
+
+
+@pytest.mark.parametrize("backbone", ["r50", "r18", "mbv3"])
+def test_fast_sliced_inference_equals_masked_reference(backbone):
+    """Folded BN + channels-last + inference mode (in-place sums) against the plain masked path."""
+    ref = randomise(build_afnet(backbone, 10, 4, shift=True, width=8, width_mult=0.25), seed=1).eval()
+    fast = randomise(build_afnet(backbone, 10, 4, shift=True, width=8, width_mult=0.25), seed=1).eval()
+    fast.load_state_dict(ref.state_dict())
+    ref.focal_compute, fast.focal_compute = "masked", "sliced"
+    fold_batchnorm(fast)
+    fast = fast.to(memory_format=CL)
+    x = torch.randn(2 * 4, 3, 64, 64)
+    x_cl = x.contiguous(memory_format=CL)
+    before = x_cl.clone()
+    with torch.no_grad():
+        fa, ma, _ = ref.features(x)
+    with torch.inference_mode():
+        fb, mb, _ = fast.features(x_cl)
+    sel = torch.stack([k.view(-1) for k in ma])
+    assert 0.2 < sel.mean() < 0.8
+    assert all(torch.equal(a, b) for a, b in zip(ma, mb))
+    torch.testing.assert_close(fb, fa, rtol=1e-4, atol=1e-4)
+    assert torch.equal(x_cl, before)  # the caller's input is never written
+
+
+def test_stage_input_shared_with_ample_branch_is_not_overwritten():
+    """The first focal block shares its input with the ample branch and the navigation: no in-place sum."""
+    m = randomise(build_afnet("r18", 10, 4, shift=True, width=8), seed=2).eval()
+    m.focal_compute = "sliced"
+    seen = {}
+    stage = m.stages[0]
+    stage.register_forward_pre_hook(lambda mod, args: seen.update(x=args[0], copy=args[0].clone()))
+    with torch.inference_mode():
+        m.features(torch.randn(8, 3, 64, 64))
+    assert torch.equal(seen["x"], seen["copy"])

@@ -119,7 +119,7 @@ def gated_residual(x: torch.Tensor, skip: torch.Tensor, residual, mask: torch.Te
         xs = temporal_shift(x, shift_segments) if shift_segments else x
         if mask_mode == "input":
             return act(skip + residual(xs * gate))
-        return act(skip + gate * residual(xs))
+        return act(torch.addcmul(skip, gate, residual(xs)))  # one pass, no m ⊙ F temporary
     idx = (mask.view(-1) > 0.5).nonzero().view(-1)
     r = None
     if idx.numel():

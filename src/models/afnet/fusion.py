@@ -14,24 +14,50 @@ from torch import nn
 from src.models.frame_ops import is_channels_last
 
 
-def blend_upsampled(f: torch.Tensor, a: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-    """f + nearest_upsample(a, f's size): f (B, C, H, W), a (B, C, h, w) -> (B, C, H, W), written into f
-    when `inplace` (f must then be a fresh tensor nobody else reads)."""
+def relu_fresh(x: torch.Tensor) -> torch.Tensor:
+    """ReLU of a fresh tensor: in place without autograd; out of place with it, as x may be a view (an
+    in-place op on a view would make autograd record a CopySlices, a full copy in the backward pass)."""
+    return F.relu(x) if torch.is_grad_enabled() else x.relu_()
+
+
+def upsample_views(f: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+    """6-D views of f (B, C, H, W) and a (B, C, H/2, W/2) whose broadcast is a's nearest 2x upsampling, and
+    the channel dim of those views (1 for NCHW, 5 for channels-last); None when H, W are not exactly 2x or
+    the layouts differ."""
     b, c, hh, ww = f.shape
     h, w = a.shape[-2:]
-    if (hh, ww) == (2 * h, 2 * w):
-        # the 2x2 broadcast on 6-D views, on the (B, H, W, C) views when both are channels-last
-        if f.is_contiguous() and a.is_contiguous():
-            fv, av = f.view(b, c, h, 2, w, 2), a.view(b, c, h, 1, w, 1)
-            return fv.add_(av).view_as(f) if inplace else (fv + av).view_as(f)
-        if is_channels_last(f) and is_channels_last(a):
-            fv, av = f.permute(0, 2, 3, 1).view(b, h, 2, w, 2, c), a.permute(0, 2, 3, 1).view(b, h, 1, w, 1, c)
-            if inplace:
-                fv.add_(av)
-                return f
-            return (fv + av).view(b, hh, ww, c).permute(0, 3, 1, 2)
-    up = F.interpolate(a, size=(hh, ww), mode="nearest")
-    return f.add_(up) if inplace else f + up
+    if (hh, ww) != (2 * h, 2 * w):
+        return None
+    if f.is_contiguous() and a.is_contiguous():
+        return f.view(b, c, h, 2, w, 2), a.view(b, c, h, 1, w, 1), 1
+    if is_channels_last(f) and is_channels_last(a):
+        return f.permute(0, 2, 3, 1).view(b, h, 2, w, 2, c), a.permute(0, 2, 3, 1).view(b, h, 1, w, 1, c), 5
+    return None
+
+
+def blend_upsampled(f: torch.Tensor, a: torch.Tensor, theta: torch.Tensor | None = None,
+                    inplace: bool = False) -> torch.Tensor:
+    """f + up(a), or with `theta` (B, C, 1, 1) the blend θ up(a) + (1 - θ) f, one pass over f, where up is
+    nearest upsampling to f's size: f (B, C, H, W), a (B, C, h, w) -> (B, C, H, W) in f's memory format.
+    `inplace` writes into f (a fresh tensor nobody else reads, and no autograd)."""
+    views = upsample_views(f, a)
+    if views is None:
+        fv, av, cdim = f, F.interpolate(a, size=f.shape[-2:], mode="nearest"), 1
+    else:
+        fv, av, cdim = views
+    if theta is not None:
+        shape = [1] * fv.dim()
+        shape[0], shape[cdim] = theta.shape[0], theta.shape[1]
+        th = theta.reshape(shape)
+        out = fv.lerp_(av, th) if inplace else torch.lerp(fv, av, th)
+    else:
+        out = fv.add_(av) if inplace else fv + av
+    if inplace:
+        return f
+    if views is None:
+        return out
+    b, c, hh, ww = f.shape
+    return out.reshape(f.shape) if cdim == 1 else out.reshape(b, hh, ww, c).permute(0, 3, 1, 2)
 
 
 class DynamicFusion(nn.Module):
@@ -61,11 +87,8 @@ class DynamicFusion(nn.Module):
         # GAP(up(a) + f) = mean(a) + GAP(f); `pool` runs at f's size, as the official GAP (FLOPs counter)
         gap = self.pool(f).flatten(1) + a.mean((2, 3))
         theta = torch.sigmoid(self.fc2(F.relu(self.fc1(gap))))[..., None, None]
-        # in place only without autograd: an in-place add on a 6-D view would record a costly CopySlices
-        grad = torch.is_grad_enabled()
-        f = f * (1 - theta) if grad or not own_f else f.mul_(1 - theta)
-        out = blend_upsampled(f, a * theta, inplace=not grad)
-        return out.relu_() if self.relu else out
+        out = blend_upsampled(f, a, theta, inplace=own_f and not torch.is_grad_enabled())
+        return relu_fresh(out) if self.relu else out
 
 
 class AddFusion(nn.Module):
@@ -77,4 +100,4 @@ class AddFusion(nn.Module):
 
     def forward(self, a: torch.Tensor, f: torch.Tensor, own_f: bool = False) -> torch.Tensor:
         out = blend_upsampled(f, a, inplace=own_f and not torch.is_grad_enabled())
-        return out.relu_() if self.relu else out
+        return relu_fresh(out) if self.relu else out

@@ -35,7 +35,7 @@ flops: setup
 	$(PY) -m src.flops $(ARGS)
 
 bench: setup
-	$(PY) -m src.bench $(ARGS)
+	$(PY) -m src.bench --out experiments/S5/bench.json $(ARGS)
 
 bench-loader: setup
 	$(PY) experiments/bench_loader.py $(ARGS)

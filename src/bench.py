@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -76,6 +78,25 @@ def train_step_times(frames: int, size: int, batch: int, rounds: int) -> dict[st
     return times
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def write_json(result: dict, path: Path) -> None:
+    """Atomically: an interrupted run never leaves a half-written file for the report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
 def stats(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
@@ -92,6 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--train-rounds", type=int, default=3, help="0 skips the training-step benchmark")
     ap.add_argument("--train-batch", type=int, default=1)
     ap.add_argument("--only", nargs="*", help="row names to keep (the TSM-R50 reference is always kept)")
+    ap.add_argument("--out", type=Path, help="also write the JSON here (make bench: experiments/S5/bench.json, "
+                                             "which `python -m src.report S5` reads)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -109,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     times = time_interleaved(nets, clip, args.rounds, args.warmup)
 
     ref = statistics.median(times[REFERENCE])
-    result = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+    result = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
                          f"torch {torch.__version__}",
               "frames": args.frames, "size": args.size, "rounds": args.rounds, "latency": {}}
     print(f"\nlatency per video, batch 1, {args.frames}x{args.size}², {args.threads} threads, "
@@ -129,6 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
                                 "batch": args.train_batch}
         print(f"\ntraining step (fwd+bwd+SGD), {args.train_batch}x{args.frames}x{args.size}²: "
               f"AFNet-R50 {a['median']:.2f} s, TSN-R50 {b['median']:.2f} s, ratio {a['median'] / b['median']:.3f}")
+    if args.out:
+        write_json(result, args.out)
     print(json.dumps(result))
     return result
 

@@ -1,0 +1,22 @@
+"""`python -m src.bench` on tiny inputs: every row, the ratios, the JSON it writes for the S5 report."""
+
+import json
+
+from src.bench import main
+
+
+def test_bench_rows_ratios_and_json(tmp_path, capsys):
+    out = tmp_path / "S5" / "bench.json"
+    res = main(["--frames", "4", "--size", "64", "--rounds", "2", "--warmup", "0", "--ratios", "0.5", "1.0",
+                "--threads", "1", "--train-rounds", "1", "--out", str(out)])
+    lat = res["latency"]
+    assert set(lat) == {"tsm_r50", "tsn_r50", "afnet_tsm_r50@0.50", "afnet_tsm_r50@1.00", "tsm_mbv3",
+                        "afnet_tsm_mbv3@0.40"}
+    assert lat["tsm_r50"]["ratio_to_tsm"] == 1.0 and lat["tsm_r50"]["gmacs_ratio"] == 1.0
+    for row in lat.values():
+        assert row["min"] <= row["median"] <= row["max"] and row["n"] == 2
+    # fewer frames through the focal branch, fewer MACs; TSN and TSM count the same MACs (the shift is free)
+    assert lat["afnet_tsm_r50@0.50"]["gmacs"] < lat["afnet_tsm_r50@1.00"]["gmacs"] < lat["tsm_r50"]["gmacs"]
+    assert lat["tsn_r50"]["gmacs"] == lat["tsm_r50"]["gmacs"]
+    assert res["train_step"]["ratio"] > 0
+    assert json.loads(out.read_text()) == json.loads(capsys.readouterr().out.strip().splitlines()[-1])

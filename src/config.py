@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 
 def short_dirname(text: str, limit: int = 120) -> str:
@@ -16,7 +16,22 @@ def short_dirname(text: str, limit: int = 120) -> str:
     return f"{text[: limit - 11]}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 
+def run_tags(dataset: str, backbone: str, method: str, rt, rs=None, row_id=None, extra=()) -> list[str]:
+    """A run's W&B tags: `dataset:<name>`, `backbone:<name>`, `method:<method>`, `rt:<rt>` (every run, as in the
+    run name; TSN/TSM ignore rt), `rs:<rs>` when set, `row:<table>/<row>` for a paper-table row, then `extra`
+    (the sweep's `tags`), duplicates dropped. Tags let the W&B UI filter and colour runs by any of these keys."""
+    tags = [f"dataset:{dataset}", f"backbone:{backbone}", f"method:{method}", f"rt:{rt}"]
+    if rs is not None:
+        tags.append(f"rs:{rs}")
+    if row_id is not None:
+        tags.append(f"row:{row_id}")
+    tags += [str(t) for t in extra or ()]
+    return list(dict.fromkeys(tags))
+
+
 OmegaConf.register_new_resolver("dirname", short_dirname, replace=True)
+# conf/logger/wandb.yaml; a ListConfig because OmegaConf.resolve (`--cfg job --resolve`) rejects a plain list there
+OmegaConf.register_new_resolver("run_tags", lambda *args: ListConfig(run_tags(*args)), replace=True)
 
 
 class ConfigError(ValueError):

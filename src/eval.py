@@ -63,26 +63,38 @@ def latency_ms(net, clip, repeats: int) -> float:
     return statistics.median(times)
 
 
+def load_run(path: str | Path, overrides: list[str] = ()):
+    """The run's config (recomposed from the checkpoint plus `overrides`) and its net with the checkpoint's
+    weights: (cfg, net). The net is in training mode, as built; call .eval() for evaluation masks."""
+    import torch
+
+    from src.train import build_net, net_config
+
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"ckpt_path={path}: no such file")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = compose_run_config(ckpt, list(overrides))
+    net = build_net(net_config(cfg, num_classes=cfg.dataset.num_classes))
+    state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    net.load_state_dict(state, strict=True)
+    return cfg, net
+
+
 def evaluate(opts: dict, overrides: list[str]) -> dict:
     import lightning.pytorch as pl
     import torch
     from hydra.utils import instantiate
 
     from src.lit.video_module import VideoClassifier
-    from src.train import build_net, net_config
+    from src.train import net_config
 
     path = Path(opts["ckpt_path"])
-    if not path.is_file():
-        raise SystemExit(f"ckpt_path={path}: no such file")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = compose_run_config(ckpt, overrides)
+    cfg, net = load_run(path, overrides)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset)
     datamodule.check_paths()
     kwargs = net_config(cfg, num_classes=cfg.dataset.num_classes)
-    net = build_net(kwargs)
-    state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    net.load_state_dict(state, strict=True)
     module = VideoClassifier(net, num_classes=cfg.dataset.num_classes, metric=cfg.dataset.get("metric", "top1"),
                              macs_input_size=cfg.dataset.crop_size, net_config=kwargs)
     trainer = pl.Trainer(accelerator="cpu" if not torch.cuda.is_available() else "auto", devices=1,

@@ -65,10 +65,24 @@ def run_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+# W&B summary aggregates over the run, beside the last value: the best epoch of each validation metric (W&B keeps
+# only the last by default). finish_wandb adds best/{metric,gflops,epoch,ratio}: the best epoch and its cost.
+WANDB_SUMMARIES = {"val/top1": "max,last", "val/top5": "max,last", "val/mAP": "max,last", "val/loss": "min,last"}
+
+
+def define_wandb_summaries(loggers: list) -> None:
+    for lg in loggers:
+        if type(lg).__name__ == "WandbLogger":
+            for key, summary in WANDB_SUMMARIES.items():
+                # the x-axis Lightning gives every key (its "*" definition), kept for these explicitly
+                lg.experiment.define_metric(key, step_metric="trainer/global_step", step_sync=True, summary=summary)
+
+
 def build_loggers(cfg: DictConfig) -> list:
     from hydra.utils import instantiate
 
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    define_wandb_summaries(loggers)
     for lg in loggers:
         if hasattr(lg, "log_hyperparams"):
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

@@ -37,8 +37,12 @@ def normalise(clip: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) in [0, 255] (uint8 or float) -> float32 ImageNet-normalised, contiguous."""
     scale = (1.0 / (255.0 * STD)).view(3, 1, 1)
     shift = (MEAN / STD).view(3, 1, 1)
-    return clip.float().mul_(scale).sub_(shift).contiguous() if clip.dtype == torch.uint8 else \
-        (clip * scale - shift).contiguous()
+    # Channels-first contiguous *before* the arithmetic: broadcasting a (3, 1, 1) factor over channels-last
+    # memory (innermost dim of 3) is ~10x slower than over contiguous planes, and the uint8 copy is 4x smaller
+    # than the float one. Same operations in the same order, so the values are unchanged.
+    if clip.dtype == torch.uint8:
+        return clip.contiguous().float().mul_(scale).sub_(shift)
+    return clip.contiguous() * scale - shift
 
 
 def crop_sizes(h: int, w: int, crop: int) -> list[tuple[int, int]]:

@@ -90,3 +90,24 @@ def test_stage_input_shared_with_ample_branch_is_not_overwritten():
     with torch.inference_mode():
         m.features(torch.randn(8, 3, 64, 64))
     assert torch.equal(seen["x"], seen["copy"])
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_frame_gated_add_gradients_equal_autograd(channels_last):
+    from src.models.afnet.blocks import frame_gated_add
+
+    g = torch.Generator().manual_seed(3)
+    skip, f = torch.randn(4, 6, 5, 5, generator=g), torch.randn(4, 6, 5, 5, generator=g)
+    gate = torch.tensor([1.0, 0.0, 1.0, 0.3]).view(4, 1, 1, 1)
+    if channels_last:
+        skip, f = skip.contiguous(memory_format=CL), f.contiguous(memory_format=CL)
+    grads = []
+    for fn in (frame_gated_add, lambda s, m, x: s + m * x):
+        leaves = [t.detach().clone().requires_grad_() for t in (skip, gate, f)]
+        out = fn(*leaves)
+        (out * torch.arange(out.numel()).view_as(out)).sum().backward()
+        grads.append((out.detach(), *[t.grad for t in leaves]))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+    gate64 = gate.double().requires_grad_()
+    torch.autograd.gradcheck(frame_gated_add, (skip.double().requires_grad_(), gate64, f.double().requires_grad_()))

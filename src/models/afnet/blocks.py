@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.models.frame_ops import add_frames_, copy_frames_, gather_shifted, select_frames  # noqa: F401 (re-export)
+from src.models.frame_ops import add_frames_, copy_frames_, frames_view, gather_shifted, is_channels_last, select_frames
 from src.models.temporal_shift import temporal_shift
 
 
@@ -99,6 +99,35 @@ class FocalResidual(Residual):
                               self.shift_segments, self.last_relu, reuse_input)
 
 
+class FrameGatedAdd(torch.autograd.Function):
+    """skip + m ⊙ F with a per-frame gate m (B, 1, 1, 1): one fused pass forward (addcmul), and in the
+    backward dL/dm as one dot product per frame instead of a full-size g ⊙ F temporary and a sum."""
+
+    @staticmethod
+    def forward(ctx, skip: torch.Tensor, gate: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(gate, f if ctx.needs_input_grad[1] else None)
+        return torch.addcmul(skip, gate, f)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        gate, f = ctx.saved_tensors
+        grad_gate = grad_f = None
+        if ctx.needs_input_grad[1]:
+            b = g.shape[0]
+            gv, fv = (frames_view(g), frames_view(f)) if is_channels_last(g) == is_channels_last(f) else (g, f)
+            grad_gate = torch.bmm(gv.reshape(b, 1, -1), fv.reshape(b, -1, 1)).view(gate.shape)
+        if ctx.needs_input_grad[2]:
+            grad_f = g * gate
+        return g, grad_gate, grad_f
+
+
+def frame_gated_add(skip: torch.Tensor, gate: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """skip + gate ⊙ f: skip, f (B, C, H, W); gate (B, 1, 1, 1) per frame or (B, 1, H, W) with spatial masks."""
+    if gate.shape[1:] != (1, 1, 1) or not torch.is_grad_enabled():
+        return torch.addcmul(skip, gate, f)
+    return FrameGatedAdd.apply(skip, gate, f)
+
+
 def gated_residual(x: torch.Tensor, skip: torch.Tensor, residual, mask: torch.Tensor,
                    spatial: torch.Tensor | None, sliced: bool, mask_mode: str, shift_segments: int = 0,
                    relu: bool = True, reuse_input: bool = False) -> torch.Tensor:
@@ -119,7 +148,7 @@ def gated_residual(x: torch.Tensor, skip: torch.Tensor, residual, mask: torch.Te
         xs = temporal_shift(x, shift_segments) if shift_segments else x
         if mask_mode == "input":
             return act(skip + residual(xs * gate))
-        return act(torch.addcmul(skip, gate, residual(xs)))  # one pass, no m ⊙ F temporary
+        return act(frame_gated_add(skip, gate, residual(xs)))
     idx = (mask.view(-1) > 0.5).nonzero().view(-1)
     r = None
     if idx.numel():

@@ -58,12 +58,16 @@ def time_interleaved(nets: dict, clip: torch.Tensor, rounds: int, warmup: int) -
     return times
 
 
-def train_step_times(frames: int, size: int, batch: int, rounds: int) -> dict[str, list[float]]:
-    """Seconds per SGD step (forward, cross-entropy, backward, step), AFNet-R50 and TSN-R50 interleaved."""
+def train_step_times(frames: int, size: int, batch: int, rounds: int, channels_last: bool) -> dict[str, list[float]]:
+    """Seconds per SGD step (forward, cross-entropy, backward, step), AFNet-R50 (masked path, its navigation
+    trained through the Gumbel straight-through masks) and TSN-R50 interleaved, both in the same layout."""
     nets = {"tsn_r50": build_video_model("tsn", "r50", 174, frames).train(),
             "afnet_r50": build_video_model("afnet", "r50", 174, frames, focal_compute="masked").train()}
-    opts = {k: torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for k, n in nets.items()}
     x = torch.randn(batch, frames, 3, size, size)
+    if channels_last:
+        nets = {k: n.to(memory_format=torch.channels_last) for k, n in nets.items()}
+        x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last)  # folded (N*T, 3, H, W)
+    opts = {k: torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for k, n in nets.items()}
     y = torch.randint(0, 174, (batch,))
     times = {k: [] for k in nets}
     for i in range(1 + rounds):
@@ -112,6 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-channels-last", action="store_true")
     ap.add_argument("--train-rounds", type=int, default=3, help="0 skips the training-step benchmark")
     ap.add_argument("--train-batch", type=int, default=1)
+    ap.add_argument("--train-layouts", nargs="+", choices=["nchw", "cl"], default=["nchw", "cl"],
+                    help="memory layouts of the training-step benchmark (cl: channels-last)")
     ap.add_argument("--only", nargs="*", help="row names to keep (the TSM-R50 reference is always kept)")
     ap.add_argument("--out", type=Path, help="also write the JSON here (make bench: experiments/S5/bench.json, "
                                              "which `python -m src.report S5` reads)")
@@ -126,9 +132,9 @@ def main(argv: list[str] | None = None) -> dict:
         prof = profile_macs(net, args.frames, input_size=args.size)
         gmacs[name] = prof.gmacs(ratio if ratio is not None else 1.0)
         nets[name] = net
-    clip = torch.randn(1, args.frames, 3, args.size, args.size)
+    clip = torch.randn(args.frames, 3, args.size, args.size)  # one video, folded (T, 3, H, W)
     if not args.no_channels_last:
-        clip = clip.contiguous(memory_format=torch.channels_last) if clip.dim() == 4 else clip
+        clip = clip.contiguous(memory_format=torch.channels_last)
     times = time_interleaved(nets, clip, args.rounds, args.warmup)
 
     ref = statistics.median(times[REFERENCE])
@@ -146,12 +152,15 @@ def main(argv: list[str] | None = None) -> dict:
               f"{s['gmacs']:>8.2f}{s['gmacs_ratio']:>11.3f}")
 
     if args.train_rounds:
-        tt = train_step_times(args.frames, args.size, args.train_batch, args.train_rounds)
-        a, b = stats(tt["afnet_r50"]), stats(tt["tsn_r50"])
-        result["train_step"] = {"afnet_r50": a, "tsn_r50": b, "ratio": a["median"] / b["median"],
-                                "batch": args.train_batch}
-        print(f"\ntraining step (fwd+bwd+SGD), {args.train_batch}x{args.frames}x{args.size}²: "
-              f"AFNet-R50 {a['median']:.2f} s, TSN-R50 {b['median']:.2f} s, ratio {a['median'] / b['median']:.3f}")
+        result["train_step"] = {"batch": args.train_batch}
+        for layout in args.train_layouts:
+            tt = train_step_times(args.frames, args.size, args.train_batch, args.train_rounds, layout == "cl")
+            a, b = stats(tt["afnet_r50"]), stats(tt["tsn_r50"])
+            result["train_step"][layout] = {"afnet_r50": a, "tsn_r50": b, "ratio": a["median"] / b["median"]}
+            print(f"\ntraining step (fwd+bwd+SGD), {args.train_batch}x{args.frames}x{args.size}², {layout}: "
+                  f"AFNet-R50 {a['median']:.2f} s [{a['min']:.2f}, {a['max']:.2f}], "
+                  f"TSN-R50 {b['median']:.2f} s [{b['min']:.2f}, {b['max']:.2f}], "
+                  f"ratio {a['median'] / b['median']:.3f}")
     if args.out:
         write_json(result, args.out)
     print(json.dumps(result))

@@ -18,5 +18,5 @@ def test_bench_rows_ratios_and_json(tmp_path, capsys):
     # fewer frames through the focal branch, fewer MACs; TSN and TSM count the same MACs (the shift is free)
     assert lat["afnet_tsm_r50@0.50"]["gmacs"] < lat["afnet_tsm_r50@1.00"]["gmacs"] < lat["tsm_r50"]["gmacs"]
     assert lat["tsn_r50"]["gmacs"] == lat["tsm_r50"]["gmacs"]
-    assert res["train_step"]["ratio"] > 0
+    assert res["train_step"]["nchw"]["ratio"] > 0 and res["train_step"]["cl"]["ratio"] > 0
     assert json.loads(out.read_text()) == json.loads(capsys.readouterr().out.strip().splitlines()[-1])

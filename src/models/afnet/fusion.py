@@ -60,6 +60,32 @@ def blend_upsampled(f: torch.Tensor, a: torch.Tensor, theta: torch.Tensor | None
     return out.reshape(f.shape) if cdim == 1 else out.reshape(b, hh, ww, c).permute(0, 3, 1, 2)
 
 
+class Blend2x(torch.autograd.Function):
+    """θ up(a) + (1 - θ) f for an exact 2x nearest upsampling, with a hand-written backward: the gradients
+    of a and θ come from the 2x2 block sums of g (one pooled quarter-size tensor) instead of autograd's
+    full-size broadcast products and strided reductions (about 3x cheaper on CPU).
+    f (B, C, H, W), a (B, C, H/2, W/2), theta (B, C, 1, 1) -> (B, C, H, W)."""
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor, a: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(f, a, theta)
+        return blend_upsampled(f, a, theta)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        f, a, theta = ctx.saved_tensors
+        g_blocks = F.avg_pool2d(g, 2) * 4  # (B, C, H/2, W/2): what each ample position fed
+        grad_theta = (g_blocks * a).sum((2, 3), keepdim=True) - (g * f).sum((2, 3), keepdim=True)
+        return g * (1 - theta), g_blocks * theta, grad_theta
+
+
+def blend(f: torch.Tensor, a: torch.Tensor, theta: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """`blend_upsampled` with θ, through `Blend2x` when autograd records it and the sizes are an exact 2x."""
+    if torch.is_grad_enabled() and upsample_views(f, a) is not None:
+        return Blend2x.apply(f, a, theta)
+    return blend_upsampled(f, a, theta, inplace)
+
+
 class DynamicFusion(nn.Module):
     """out = act(θ a + (1 - θ) f), θ = σ(W_b ReLU(W_a GAP(a + f))), channel-wise and per frame.
 
@@ -87,7 +113,7 @@ class DynamicFusion(nn.Module):
         # GAP(up(a) + f) = mean(a) + GAP(f); `pool` runs at f's size, as the official GAP (FLOPs counter)
         gap = self.pool(f).flatten(1) + a.mean((2, 3))
         theta = torch.sigmoid(self.fc2(F.relu(self.fc1(gap))))[..., None, None]
-        out = blend_upsampled(f, a, theta, inplace=own_f and not torch.is_grad_enabled())
+        out = blend(f, a, theta, inplace=own_f and not torch.is_grad_enabled())
         return relu_fresh(out) if self.relu else out
 
 

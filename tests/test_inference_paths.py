@@ -113,21 +113,24 @@ def test_frame_gated_add_gradients_equal_autograd(channels_last):
     torch.autograd.gradcheck(frame_gated_add, (skip.double().requires_grad_(), gate64, f.double().requires_grad_()))
 
 
+@pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_blend2x_gradients_equal_autograd(channels_last):
+def test_blend2x_gradients_equal_autograd(channels_last, relu):
     from src.models.afnet.fusion import Blend2x
 
+    act = torch.relu if relu else (lambda y: y)
+    up = lambda a, f: torch.nn.functional.interpolate(a, size=f.shape[-2:], mode="nearest")  # noqa: E731
     g = torch.Generator().manual_seed(4)
     f, a, th = torch.randn(2, 3, 6, 8, generator=g), torch.randn(2, 3, 3, 4, generator=g), torch.rand(2, 3, 1, 1)
     if channels_last:
         f, a = f.contiguous(memory_format=CL), a.contiguous(memory_format=CL)
     grads = []
-    for fn in (Blend2x.apply,
-               lambda f, a, t: t * torch.nn.functional.interpolate(a, size=f.shape[-2:], mode="nearest") + (1 - t) * f):
+    for fn in (lambda f, a, t: Blend2x.apply(f, a, t, relu),
+               lambda f, a, t: act(t * up(a, f) + (1 - t) * f)):
         leaves = [x.detach().clone().requires_grad_() for x in (f, a, th)]
         out = fn(*leaves)
         (out * torch.arange(out.numel()).view_as(out)).sum().backward()
         grads.append((out.detach(), *[x.grad for x in leaves]))
     for x, y in zip(*grads):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-3)
-    torch.autograd.gradcheck(Blend2x.apply, tuple(x.double().requires_grad_() for x in (f, a, th)))
+    torch.autograd.gradcheck(lambda *x: Blend2x.apply(*x, relu), tuple(x.double().requires_grad_() for x in (f, a, th)))

@@ -2,7 +2,9 @@
 
 Per-video latency at batch 1, T frames, 224², eval + inference mode, a fixed thread count, models
 interleaved A/B/A/B after warm-up; medians (with min / max) and each model's ratio to TSM-R50 next to its
-GMACs ratio. AFNet rows force the realised selection ratio deterministically (top-k frames per block).
+GMACs ratio. AFNet rows force the realised selection ratio deterministically: top-k frames per block, k
+spread over the blocks so that the frames computed average exactly r*T (`forced_ratios`), GMACs counted at
+those per-block ratios.
 Then a training-step benchmark (forward + backward + SGD step, masked path) of AFNet-R50 against TSN-R50.
 The last line printed is one JSON object with every figure.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 import torch
 
 from src.models import build_video_model
+from src.models.afnet.af_resnet import forced_ratios
 from src.models.flops import profile_macs
 from src.models.inference import fold_batchnorm
 
@@ -36,7 +39,8 @@ def latency_rows(ratios: list[float]) -> list[tuple[str, str, str, float | None]
 
 def build(method: str, backbone: str, frames: int, ratio: float | None, channels_last: bool, fold_bn: bool = True):
     net = build_video_model(method, backbone, num_classes=174, num_segments=frames).eval()
-    net.set_forced_ratio(ratio)
+    if ratio is not None:  # realised ratio r on average over the masks, to a frame (5, 5, 4, ... of 12 at 0.4)
+        net.set_forced_ratio(forced_ratios(ratio, frames, net.num_masks))
     if fold_bn:
         fold_batchnorm(net)  # every model alike, so the ratios stay fair
     if channels_last:
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, method, backbone, ratio in rows:
         net = build(method, backbone, args.frames, ratio, not args.no_channels_last)
         prof = profile_macs(net, args.frames, input_size=args.size)
-        gmacs[name] = prof.gmacs(ratio if ratio is not None else 1.0)
+        gmacs[name] = prof.gmacs(net.forced_ratio if ratio is not None else 1.0)  # the frames really computed
         nets[name] = net
     clip = torch.randn(args.frames, 3, args.size, args.size)  # one video, folded (T, 3, H, W)
     if not args.no_channels_last:

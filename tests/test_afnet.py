@@ -192,3 +192,19 @@ def test_dynamic_fusion_upsamples_on_the_fly(relu, bias):
     want = theta * up + (1 - theta) * f
     torch.testing.assert_close(fuse(a, f), want.relu() if relu else want, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(AddFusion(relu=False)(a, f), up + f)
+
+
+def test_forced_ratios_average_exactly_r_per_mask_list():
+    from src.models.afnet.af_resnet import forced_ratios
+
+    for r, t, n in ((0.4, 12, 10), (0.25, 8, 3), (0.8, 12, 27), (1.0, 12, 10), (0.5, 8, 10)):
+        ks = [round(x * t) for x in forced_ratios(r, t, n)]
+        assert abs(sum(ks) - r * t * n) <= 0.5 and max(ks) - min(ks) <= 1
+    assert [round(x * 12) for x in forced_ratios(0.4, 12, 10)] == [5, 5, 4, 5, 5, 5, 5, 4, 5, 5]
+    m = build_afnet("r50", 10, 12, width=8).eval()
+    m.set_forced_ratio(forced_ratios(0.4, 12, m.num_masks))
+    with torch.no_grad():
+        masks = m(torch.randn(1, 12, 3, 64, 64)).masks
+    assert [int(k.sum()) for k in masks] == [5, 5, 4, 5, 5, 5, 5, 4, 5, 5]
+    with pytest.raises(ValueError, match="forced ratios"):
+        m.set_forced_ratio([0.5] * 3)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.models.afnet.af_resnet import AFStage, check_choice
+from src.models.afnet.af_resnet import AFStage, check_choice, check_forced
 from src.models.afnet.blocks import gated_residual
 from src.models.afnet.fusion import AddFusion, DynamicFusion
 from src.models.afnet.navigation import Navigation
@@ -147,8 +147,9 @@ class AFMobileNetV3(nn.Module):
     def set_temperature(self, tau: float) -> None:
         self.tau = float(tau)
 
-    def set_forced_ratio(self, ratio: float | None) -> None:
-        self.forced_ratio = ratio
+    def set_forced_ratio(self, ratio: float | list[float] | None) -> None:
+        """As `AFResNet.set_forced_ratio`: one ratio, or one per mask."""
+        self.forced_ratio = check_forced(ratio, self.num_masks)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, list, list]:
         """(N*T, 3, H, W) -> embedding (N*T, 1280), masks, spatial masks."""

@@ -28,6 +28,8 @@ Decisions where the sources are silent or disagree (SPEC "Decisions", [I]):
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,6 +52,22 @@ def check_choice(selection: str, fusion: str, mask_mode: str, focal_compute: str
             raise ValueError(f"{key}={value!r}: choose one of {choices}")
 
 
+def forced_ratios(ratio: float, num_segments: int, num_masks: int) -> list[float]:
+    """Per-mask forced ratios whose selected frames average exactly ratio * T over the masks (to a frame):
+    mask i selects k_i = R(r T (i+1)) - R(r T i) frames, R rounding half up; at T=12, r=0.4 that is
+    5, 5, 4, 5, 5, ... (4.8 frames on average) where one ratio for all would select 5 (0.417)."""
+    total = [math.floor(ratio * num_segments * i + 0.5) for i in range(num_masks + 1)]
+    return [(total[i + 1] - total[i]) / num_segments for i in range(num_masks)]
+
+
+def check_forced(ratio: float | list[float] | None, num_masks: int) -> float | list[float] | None:
+    if isinstance(ratio, (list, tuple)):
+        if len(ratio) != num_masks:
+            raise ValueError(f"{len(ratio)} forced ratios for a model with {num_masks} masks")
+        return [float(r) for r in ratio]
+    return ratio
+
+
 class AFStage(nn.Module):
     """One AF stage: (N*T, C_in, H, W) -> (N*T, C_out, H/s, W/s), plus its masks."""
 
@@ -69,12 +87,13 @@ class AFStage(nn.Module):
         self.fuse = DynamicFusion(cout) if fusion == "dynamic" else AddFusion(cout)
         self.fusion_block = Residual(kind, cout, cout, stride, shift_segments=t)
 
-    def forward(self, x: torch.Tensor, tau: float, noise: bool, forced: float | None, soft: bool, sliced: bool,
-                mask_mode: str):
+    def forward(self, x: torch.Tensor, tau: float, noise: bool, forced: float | list[float] | None, soft: bool,
+                sliced: bool, mask_mode: str):
+        """forced: one ratio for every mask, or a list indexed by the model-wide mask index."""
         a = f = x
         masks, spatial_masks = [], []
         for i, (nav, ample, focal) in enumerate(zip(self.nav, self.ample, self.focal)):
-            m, s = nav(a, tau, noise, forced, soft)
+            m, s = nav(a, tau, noise, forced[focal.mask_index] if isinstance(forced, list) else forced, soft)
             if s is not None:
                 s = F.interpolate(s, size=f.shape[-2:], mode="nearest")
                 spatial_masks.append(s)
@@ -134,8 +153,10 @@ class AFResNet(nn.Module):
     def set_temperature(self, tau: float) -> None:
         self.tau = float(tau)
 
-    def set_forced_ratio(self, ratio: float | None) -> None:
-        self.forced_ratio = ratio
+    def set_forced_ratio(self, ratio: float | list[float] | None) -> None:
+        """Select exactly round(r*T) frames per video at every mask, or per mask from a list of
+        `num_masks` ratios (see `forced_ratios`); None: the navigation decides."""
+        self.forced_ratio = check_forced(ratio, self.num_masks)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, list, list]:
         """(N*T, 3, H, W) -> pooled features (N*T, C), masks, spatial masks."""

@@ -134,3 +134,22 @@ def test_blend2x_gradients_equal_autograd(channels_last, relu):
     for x, y in zip(*grads):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-3)
     torch.autograd.gradcheck(lambda *x: Blend2x.apply(*x, relu), tuple(x.double().requires_grad_() for x in (f, a, th)))
+
+
+@pytest.mark.parametrize("method,backbone",
+                         [("tsm", "r50"), ("tsm", "r18"), ("afnet_tsm", "r50"), ("afnet_tsm", "r18")])
+def test_in_place_shift_without_autograd_equals_the_copying_shift(method, backbone):
+    from src.models.temporal_shift import temporal_shift, temporal_shift_
+
+    x = torch.randn(8, 16, 3, 3)
+    torch.testing.assert_close(temporal_shift_(x.clone(), 4), temporal_shift(x, 4), rtol=0, atol=0)
+    net = randomise(build_video_model(method, backbone, num_classes=10, num_segments=4, width=8)).eval()
+    if hasattr(net, "focal_compute"):
+        net.focal_compute = "masked"
+    clip = torch.randn(2, 4, 3, 64, 64)
+    before = clip.clone()
+    want = net(clip).logits.detach()  # autograd on: every shift copies
+    with torch.inference_mode():
+        got = net(clip).logits
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert torch.equal(clip, before)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from src.models.checkpoints import load_matching  # noqa: F401  (re-exported)
-from src.models.temporal_shift import TemporalShift
+from src.models.temporal_shift import TemporalShift, temporal_shift_
 
 
 def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
@@ -26,6 +26,17 @@ def _downsample(in_ch: int, out_ch: int, stride: int) -> nn.Module | None:
     if stride == 1 and in_ch == out_ch:
         return None
     return nn.Sequential(*conv_bn(in_ch, out_ch, 1, stride))
+
+
+def shift_input(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The TSM shift of a block's residual input. The skip keeps each frame's own features, so the shift
+    writes a copy, except where the block's projection shortcut has already consumed x (the block input
+    is never read again inside the network) and no autograd is recording: then in place."""
+    if block.shift is None:
+        return x
+    if block.downsample is not None and not torch.is_grad_enabled():
+        return temporal_shift_(x, block.shift.num_segments, block.shift.fold_div)
+    return block.shift(x)
 
 
 class BasicBlock(nn.Module):
@@ -42,8 +53,7 @@ class BasicBlock(nn.Module):
         self.downsample = _downsample(in_ch, planes, stride)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
-        if self.shift is not None:
-            x = self.shift(x)
+        x = shift_input(self, x)
         return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,9 +77,7 @@ class Bottleneck(nn.Module):
         self.downsample = _downsample(in_ch, out_ch, stride)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
-        # the shift only feeds the residual function: the skip keeps each frame's own features
-        if self.shift is not None:
-            x = self.shift(x)
+        x = shift_input(self, x)
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         return self.bn3(self.conv3(x))

@@ -85,7 +85,7 @@ class AFStage(nn.Module):
                                  for i in range(n))
         self.proj = nn.Sequential(*conv_bn(half, cout, 1))
         self.fuse = DynamicFusion(cout) if fusion == "dynamic" else AddFusion(cout)
-        self.fusion_block = Residual(kind, cout, cout, stride, shift_segments=t)
+        self.fusion_block = Residual(kind, cout, cout, stride, shift_segments=t, owns_input=True)
 
     def forward(self, x: torch.Tensor, tau: float, noise: bool, forced: float | list[float] | None, soft: bool,
                 sliced: bool, mask_mode: str):
@@ -139,7 +139,7 @@ class AFResNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         cout = width * 8 * expansion
         self.stage4 = nn.Sequential(*(Residual(kind, cin if j == 0 else cout, cout, 2 if j == 0 else 1,
-                                               shift_segments=t) for j in range(counts[3])))
+                                               shift_segments=t, owns_input=True) for j in range(counts[3])))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(cout, num_classes)

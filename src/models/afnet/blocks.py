@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from src.models.frame_ops import add_frames_, copy_frames_, frames_view, gather_shifted, is_channels_last, select_frames
-from src.models.temporal_shift import temporal_shift
+from src.models.temporal_shift import temporal_shift, temporal_shift_
 
 
 def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
@@ -28,10 +28,12 @@ class Residual(nn.Module):
     kind: "bottleneck" (1x1, 3x3 stride s, 1x1; inner width out/4) or "basic" (3x3 stride s, 3x3).
     groups: 2 for focal blocks (all convs of F). last_relu: False for the last ample / focal block of a stage.
     zero_init: the last BN's gamma starts at 0 (plain blocks, not focal ones, SPEC §2.9).
+    owns_input: the model never reads this block's input again (fusion blocks, the first block of stage 4):
+      with a projection shortcut and no autograd, the shift is then done in place after the shortcut.
     """
 
     def __init__(self, kind: str, cin: int, cout: int, stride: int = 1, groups: int = 1, last_relu: bool = True,
-                 shift_segments: int = 0, zero_init: bool = True):
+                 shift_segments: int = 0, zero_init: bool = True, owns_input: bool = False):
         super().__init__()
         if kind == "bottleneck":
             mid = cout // 4
@@ -45,6 +47,7 @@ class Residual(nn.Module):
             self.convs = ["1", "2"]
         self.shortcut = shortcut(cin, cout, stride, pool=True)
         self.last_relu, self.shift_segments = last_relu, shift_segments
+        self.shift_in_place = owns_input and self.shortcut is not None
         if zero_init:
             nn.init.zeros_(getattr(self, f"bn{self.convs[-1]}").weight)
 
@@ -64,13 +67,18 @@ class Residual(nn.Module):
         return x if self.shortcut is None else self.shortcut(x)
 
     def shifted(self, x: torch.Tensor) -> torch.Tensor:
-        return temporal_shift(x, self.shift_segments) if self.shift_segments else x
+        if not self.shift_segments:
+            return x
+        if self.shift_in_place and not torch.is_grad_enabled():
+            return temporal_shift_(x, self.shift_segments)
+        return temporal_shift(x, self.shift_segments)
 
     def finish(self, y: torch.Tensor) -> torch.Tensor:
         return y.relu_() if self.last_relu else y  # y is always a fresh sum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.finish(self.skip(x) + self.residual(self.shifted(x)))
+        skip = self.skip(x)  # before the shift, which may overwrite x
+        return self.finish(skip + self.residual(self.shifted(x)))
 
 
 class FocalResidual(Residual):

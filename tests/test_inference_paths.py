@@ -92,6 +92,18 @@ def test_stage_input_shared_with_ample_branch_is_not_overwritten():
     assert torch.equal(seen["x"], seen["copy"])
 
 
+def assert_same_outputs_and_grads(fn, reference, inputs: tuple, atol: float) -> None:
+    """fn and reference give the same output and input gradients under a non-uniform upstream gradient."""
+    results = []
+    for f in (fn, reference):
+        leaves = [t.detach().clone().requires_grad_() for t in inputs]
+        out = f(*leaves)
+        (out * torch.arange(out.numel()).view_as(out)).sum().backward()
+        results.append((out.detach(), *[t.grad for t in leaves]))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=atol)
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_frame_gated_add_gradients_equal_autograd(channels_last):
     from src.models.afnet.blocks import frame_gated_add
@@ -101,14 +113,7 @@ def test_frame_gated_add_gradients_equal_autograd(channels_last):
     gate = torch.tensor([1.0, 0.0, 1.0, 0.3]).view(4, 1, 1, 1)
     if channels_last:
         skip, f = skip.contiguous(memory_format=CL), f.contiguous(memory_format=CL)
-    grads = []
-    for fn in (frame_gated_add, lambda s, m, x: s + m * x):
-        leaves = [t.detach().clone().requires_grad_() for t in (skip, gate, f)]
-        out = fn(*leaves)
-        (out * torch.arange(out.numel()).view_as(out)).sum().backward()
-        grads.append((out.detach(), *[t.grad for t in leaves]))
-    for a, b in zip(*grads):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+    assert_same_outputs_and_grads(frame_gated_add, lambda s, m, x: s + m * x, (skip, gate, f), atol=1e-4)
     gate64 = gate.double().requires_grad_()
     torch.autograd.gradcheck(frame_gated_add, (skip.double().requires_grad_(), gate64, f.double().requires_grad_()))
 
@@ -124,15 +129,8 @@ def test_blend2x_gradients_equal_autograd(channels_last, relu):
     f, a, th = torch.randn(2, 3, 6, 8, generator=g), torch.randn(2, 3, 3, 4, generator=g), torch.rand(2, 3, 1, 1)
     if channels_last:
         f, a = f.contiguous(memory_format=CL), a.contiguous(memory_format=CL)
-    grads = []
-    for fn in (lambda f, a, t: Blend2x.apply(f, a, t, relu),
-               lambda f, a, t: act(t * up(a, f) + (1 - t) * f)):
-        leaves = [x.detach().clone().requires_grad_() for x in (f, a, th)]
-        out = fn(*leaves)
-        (out * torch.arange(out.numel()).view_as(out)).sum().backward()
-        grads.append((out.detach(), *[x.grad for x in leaves]))
-    for x, y in zip(*grads):
-        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-3)
+    assert_same_outputs_and_grads(lambda f, a, t: Blend2x.apply(f, a, t, relu),
+                                  lambda f, a, t: act(t * up(a, f) + (1 - t) * f), (f, a, th), atol=1e-3)
     torch.autograd.gradcheck(lambda *x: Blend2x.apply(*x, relu), tuple(x.double().requires_grad_() for x in (f, a, th)))
 
 

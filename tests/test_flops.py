@@ -25,9 +25,17 @@ def rel(a: float, b: float) -> float:
 
 
 def flop_counter_gmacs(model: nn.Module, x: torch.Tensor) -> float:
-    """Conv + matmul MACs as torch counts them (2 FLOPs per MAC), in GMACs."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
+    """Conv + matmul MACs as torch counts them (2 FLOPs per MAC), in GMACs. AF blocks compute their
+    shortcut avg-pool as a depthwise conv, which torch would count as a conv: run it as the pool it is."""
+    pools = [m for m in model.modules() if type(m).__name__ == "ShortcutPool"]
+    for m in pools:
+        m.forward = nn.AvgPool2d.forward.__get__(m)
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        for m in pools:
+            del m.forward
     return counter.get_total_flops() / 2e9
 
 

@@ -151,3 +151,26 @@ def test_in_place_shift_without_autograd_equals_the_copying_shift(method, backbo
         got = net(clip).logits
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     assert torch.equal(clip, before)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_pools_equal_their_torch_parents_forward_and_backward(channels_last):
+    """ShortcutPool (depthwise conv) = nn.AvgPool2d(3, 2, 1); GlobalAvgPool (view gradient) = mean over H, W,
+    also when its input has another consumer whose gradient it joins; both count as pools for the FLOPs."""
+    from src.models.flops import layer_macs
+    from src.models.pooling import GlobalAvgPool, ShortcutPool
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 6, 9, 8, generator=g)
+    if channels_last:
+        x = x.contiguous(memory_format=CL)
+    assert_same_outputs_and_grads(ShortcutPool(2), torch.nn.AvgPool2d(3, 2, 1), (x,), atol=1e-5)
+    out = ShortcutPool(2)(x)
+    assert out.shape == (3, 6, 5, 4) and out.is_contiguous(memory_format=CL) == channels_last
+    assert layer_macs(ShortcutPool(2), x, out) == out.numel() * 9
+    assert not list(ShortcutPool(2).state_dict()) and not list(GlobalAvgPool().state_dict())
+    w = torch.randn(3, 6, 9, 8, generator=g)
+    assert_same_outputs_and_grads(lambda t: GlobalAvgPool()(t) * 3 + (t * w).sum((2, 3), keepdim=True),
+                                  lambda t: t.mean((2, 3), keepdim=True) * 3 + (t * w).sum((2, 3), keepdim=True),
+                                  (x,), atol=1e-5)
+    assert layer_macs(GlobalAvgPool(), x, GlobalAvgPool()(x)) == x.numel()

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from src.models.frame_ops import add_frames_, copy_frames_, frames_view, gather_shifted, is_channels_last, select_frames
+from src.models.pooling import ShortcutPool
 from src.models.temporal_shift import temporal_shift, temporal_shift_
 
 
@@ -16,7 +17,7 @@ def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> tu
 
 def shortcut(cin: int, cout: int, stride: int, pool: bool) -> nn.Module | None:
     """ResNet-D shortcut: avg-pool 3x3/2 when strided (`pool`), then 1x1 conv + BN when channels change."""
-    layers = [nn.AvgPool2d(3, stride, 1)] if stride != 1 and pool else []
+    layers = [ShortcutPool(stride)] if stride != 1 and pool else []
     if cin != cout:
         layers += conv_bn(cin, cout, 1, 1 if pool else stride)
     return nn.Sequential(*layers) if layers else None
@@ -103,8 +104,10 @@ class FocalResidual(Residual):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, spatial: torch.Tensor | None = None,
                 sliced: bool = False, mask_mode: str = "output", reuse_input: bool = False) -> torch.Tensor:
+        """reuse_input: x is the previous focal block's output (a ReLU's, so >= 0), which nothing else reads."""
         return gated_residual(x, self.skip(x), self.residual, mask, spatial, sliced, mask_mode,
-                              self.shift_segments, self.last_relu, reuse_input)
+                              self.shift_segments, self.last_relu, reuse_input,
+                              skip_nonneg=reuse_input and self.shortcut is None)
 
 
 class FrameGatedAdd(torch.autograd.Function):
@@ -146,7 +149,7 @@ def frame_gated_add(skip: torch.Tensor, gate: torch.Tensor, f: torch.Tensor) -> 
 
 def gated_residual(x: torch.Tensor, skip: torch.Tensor, residual, mask: torch.Tensor,
                    spatial: torch.Tensor | None, sliced: bool, mask_mode: str, shift_segments: int = 0,
-                   relu: bool = True, reuse_input: bool = False) -> torch.Tensor:
+                   relu: bool = True, reuse_input: bool = False, skip_nonneg: bool = False) -> torch.Tensor:
     """A focal block's output: act(skip + the residual function gated per frame).
 
     x: (B, C_in, H, W) block input; skip: (B, C_out, H, W) from the unshifted input; residual: a callable on
@@ -156,7 +159,8 @@ def gated_residual(x: torch.Tensor, skip: torch.Tensor, residual, mask: torch.Te
     through `residual` and added to skip at their positions (or, in input mode, written over
     act(skip + F(0))). Without autograd the sum is built in skip's own memory when skip is a fresh
     shortcut output, or is x and the caller hands x over (`reuse_input`): on CPU a fresh full-size tensor
-    costs more than the adds themselves.
+    costs more than the adds themselves. skip_nonneg: skip >= 0 already (an identity shortcut fed by a
+    ReLU), so in output mode the final ReLU only has to touch the selected frames.
     """
     gate = mask if spatial is None else mask * spatial
     act = torch.relu_ if relu else (lambda y: y)  # only ever applied to fresh sums
@@ -181,6 +185,12 @@ def gated_residual(x: torch.Tensor, skip: torch.Tensor, residual, mask: torch.Te
         return out if r is None else copy_frames_(out, idx, act(r.add_(select_frames(skip, idx))))
     own = not torch.is_grad_enabled() and (skip is not x or reuse_input)
     out = skip if own else skip.clone()  # x is read above, so it may be overwritten now
+    if relu and skip_nonneg and not torch.is_grad_enabled():
+        if r is not None:  # relu(skip) = skip on the skipped frames: one pass over the selected ones
+            ov, rv = frames_view(out), frames_view(r)
+            for j, i in enumerate(idx.tolist()):
+                ov[i].add_(rv[j]).relu_()
+        return out
     if r is not None:
         add_frames_(out, idx, r)
     return act(out)

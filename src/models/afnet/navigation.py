@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.models.afnet.gumbel import hard_gumbel_softmax
+from src.models.pooling import GlobalAvgPool
 
 SKIP_BIAS, SELECT_BIAS = 1.0, 10.0
 
@@ -28,7 +29,7 @@ class Navigation(nn.Module):
         super().__init__()
         t = num_segments
         self.num_segments = t
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = GlobalAvgPool()
         self.conv = nn.Conv2d(in_channels, 2, 1, bias=False)
         self.bn = nn.BatchNorm2d(2)
         self.temporal = nn.Conv2d(2 * t, 2 * t, 1, groups=1 if mix_frames else t, bias=True)

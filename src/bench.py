@@ -1,10 +1,11 @@
 """CPU latency benchmark (Table S5 protocol): `python -m src.bench [--threads 2] [--rounds 15]`.
 
 Per-video latency at batch 1, T frames, 224², eval + inference mode, a fixed thread count, models
-interleaved A/B/A/B after warm-up; medians (with min / max) and each model's ratio to TSM-R50 next to its
-GMACs ratio. AFNet rows force the realised selection ratio deterministically: top-k frames per block, k
-spread over the blocks so that the frames computed average exactly r*T (`forced_ratios`), GMACs counted at
-those per-block ratios.
+interleaved after warm-up (every model once per round, in a shuffled order); medians (with min / max) and
+each model's ratio to TSM-R50 next to its GMACs ratio, plus the median (min / max) of the per-round ratios
+to TSM-R50 (paired, robust to a shared machine's slow phases). AFNet rows force the realised selection
+ratio deterministically: top-k frames per block, k spread over the blocks so that the frames computed
+average exactly r*T (`forced_ratios`), GMACs counted at those per-block ratios.
 Then a training-step benchmark (forward + backward + SGD step, masked path) of AFNet-R50 against TSN-R50.
 The last line printed is one JSON object with every figure.
 """
@@ -20,6 +21,7 @@ os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8192")
 import argparse
 import json
 import platform
+import random
 import statistics
 import time
 from pathlib import Path
@@ -53,12 +55,16 @@ def build(method: str, backbone: str, frames: int, ratio: float | None, channels
     return net
 
 
-def time_interleaved(nets: dict, clip: torch.Tensor, rounds: int, warmup: int) -> dict[str, list[float]]:
-    """Milliseconds per forward, one forward per model per round, in a fixed round-robin order."""
+def time_interleaved(nets: dict, clip: torch.Tensor, rounds: int, warmup: int,
+                     seed: int = 0) -> dict[str, list[float]]:
+    """Milliseconds per forward, one forward per model per round, the order of the models shuffled anew each
+    round (seeded): no model always runs right after the same other one (whose memory it would inherit)."""
     times = {k: [] for k in nets}
+    order = random.Random(seed)
     with torch.inference_mode():
         for i in range(warmup + rounds):
-            for name, net in nets.items():
+            for name in order.sample(list(nets), len(nets)):
+                net = nets[name]
                 t0 = time.perf_counter()
                 net(clip)
                 dt = (time.perf_counter() - t0) * 1e3
@@ -79,8 +85,10 @@ def train_step_times(frames: int, size: int, batch: int, rounds: int, channels_l
     opts = {k: torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for k, n in nets.items()}
     y = torch.randint(0, 174, (batch,))
     times = {k: [] for k in nets}
+    order = random.Random(0)
     for i in range(1 + rounds):
-        for k, net in nets.items():
+        for k in order.sample(list(nets), len(nets)):  # which model goes first changes from round to round
+            net = nets[k]
             t0 = time.perf_counter()
             loss = torch.nn.functional.cross_entropy(net(x).logits, y)
             opts[k].zero_grad(set_to_none=True)
@@ -112,6 +120,13 @@ def write_json(result: dict, path: Path) -> None:
 
 def stats(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def paired_ratios(times: list[float], reference: list[float]) -> dict:
+    """Median / min / max over rounds of time / reference time within the same round: the two ran back to
+    back, so a slow phase of a shared machine slows both and mostly cancels (a check on the ratio of medians)."""
+    r = [a / b for a, b in zip(times, reference)]
+    return {"median": statistics.median(r), "min": min(r), "max": max(r)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -152,24 +167,29 @@ def main(argv: list[str] | None = None) -> dict:
               "frames": args.frames, "size": args.size, "rounds": args.rounds, "latency": {}}
     print(f"\nlatency per video, batch 1, {args.frames}x{args.size}², {args.threads} threads, "
           f"{args.rounds} interleaved rounds")
-    print(f"{'model':<22}{'median ms':>10}{'min':>8}{'max':>8}{'÷ TSM-R50':>11}{'GMACs':>8}{'MAC ratio':>11}")
+    print(f"{'model':<22}{'median ms':>10}{'min':>8}{'max':>8}{'÷ TSM-R50':>11}{'GMACs':>8}{'MAC ratio':>11}"
+          f"{'paired ÷ TSM [min, max]':>27}")
     for name in nets:
         s = stats(times[name])
-        s.update(ratio_to_tsm=s["median"] / ref, gmacs=gmacs[name], gmacs_ratio=gmacs[name] / gmacs[REFERENCE])
+        p = paired_ratios(times[name], times[REFERENCE])
+        s.update(ratio_to_tsm=s["median"] / ref, gmacs=gmacs[name], gmacs_ratio=gmacs[name] / gmacs[REFERENCE],
+                 paired_ratio=p)
         result["latency"][name] = s
         print(f"{name:<22}{s['median']:>10.1f}{s['min']:>8.1f}{s['max']:>8.1f}{s['ratio_to_tsm']:>11.3f}"
-              f"{s['gmacs']:>8.2f}{s['gmacs_ratio']:>11.3f}")
+              f"{s['gmacs']:>8.2f}{s['gmacs_ratio']:>11.3f}{p['median']:>11.3f} [{p['min']:.3f}, {p['max']:.3f}]")
 
     if args.train_rounds:
         result["train_step"] = {"batch": args.train_batch}
         for layout in args.train_layouts:
             tt = train_step_times(args.frames, args.size, args.train_batch, args.train_rounds, layout == "cl")
             a, b = stats(tt["afnet_r50"]), stats(tt["tsn_r50"])
-            result["train_step"][layout] = {"afnet_r50": a, "tsn_r50": b, "ratio": a["median"] / b["median"]}
+            p = paired_ratios(tt["afnet_r50"], tt["tsn_r50"])
+            result["train_step"][layout] = {"afnet_r50": a, "tsn_r50": b, "ratio": a["median"] / b["median"],
+                                            "paired_ratio": p}
             print(f"\ntraining step (fwd+bwd+SGD), {args.train_batch}x{args.frames}x{args.size}², {layout}: "
                   f"AFNet-R50 {a['median']:.2f} s [{a['min']:.2f}, {a['max']:.2f}], "
                   f"TSN-R50 {b['median']:.2f} s [{b['min']:.2f}, {b['max']:.2f}], "
-                  f"ratio {a['median'] / b['median']:.3f}")
+                  f"ratio {a['median'] / b['median']:.3f} (paired {p['median']:.3f} [{p['min']:.3f}, {p['max']:.3f}])")
     if args.out:
         write_json(result, args.out)
     print(json.dumps(result))

@@ -19,4 +19,14 @@ def test_bench_rows_ratios_and_json(tmp_path, capsys):
     assert lat["afnet_tsm_r50@0.50"]["gmacs"] < lat["afnet_tsm_r50@1.00"]["gmacs"] < lat["tsm_r50"]["gmacs"]
     assert lat["tsn_r50"]["gmacs"] == lat["tsm_r50"]["gmacs"]
     assert res["train_step"]["nchw"]["ratio"] > 0 and res["train_step"]["cl"]["ratio"] > 0
+    assert lat["tsm_r50"]["paired_ratio"] == {"median": 1.0, "min": 1.0, "max": 1.0}
+    p = lat["afnet_tsm_r50@0.50"]["paired_ratio"]
+    assert p["min"] <= p["median"] <= p["max"]
     assert json.loads(out.read_text()) == json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_paired_ratios_are_per_round():
+    from src.bench import paired_ratios
+
+    p = paired_ratios([1.0, 4.0, 3.0], [2.0, 4.0, 2.0])  # per round: 0.5, 1.0, 1.5
+    assert p == {"median": 1.0, "min": 0.5, "max": 1.5}

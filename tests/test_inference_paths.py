@@ -158,7 +158,7 @@ def test_pools_equal_their_torch_parents_forward_and_backward(channels_last):
     """ShortcutPool (depthwise conv) = nn.AvgPool2d(3, 2, 1); GlobalAvgPool (view gradient) = mean over H, W,
     also when its input has another consumer whose gradient it joins; both count as pools for the FLOPs."""
     from src.models.flops import layer_macs
-    from src.models.pooling import GlobalAvgPool, ShortcutPool
+    from src.models.layers import GlobalAvgPool, ShortcutPool
 
     g = torch.Generator().manual_seed(5)
     x = torch.randn(3, 6, 9, 8, generator=g)
@@ -174,3 +174,30 @@ def test_pools_equal_their_torch_parents_forward_and_backward(channels_last):
                                   lambda t: t.mean((2, 3), keepdim=True) * 3 + (t * w).sum((2, 3), keepdim=True),
                                   (x,), atol=1e-5)
     assert layer_macs(GlobalAvgPool(), x, GlobalAvgPool()(x)) == x.numel()
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_grouped_pointwise_conv_equals_conv2d_with_gradients(bias):
+    """The batched-matmul grouped 1x1 conv (training, NCHW) = nn.Conv2d, values and gradients; the factory
+    gives it to grouped 1x1 stride-1 convs only; channels-last input takes the usual conv."""
+    from src.models.layers import GroupedPointwiseConv2d, conv2d
+
+    torch.manual_seed(6)
+    fast, ref = conv2d(8, 6, 1, groups=2, bias=bias), torch.nn.Conv2d(8, 6, 1, groups=2, bias=bias)
+    assert type(fast) is GroupedPointwiseConv2d and fast.weight.shape == ref.weight.shape
+    for plain in (conv2d(8, 6, 1), conv2d(8, 8, 3, padding=1, groups=2), conv2d(8, 6, 1, 2, groups=2)):
+        assert type(plain) is torch.nn.Conv2d
+    ref.load_state_dict(fast.state_dict())
+    x = torch.randn(3, 8, 5, 7)
+    for inp in (x, x.contiguous(memory_format=CL)):
+        a, b = inp.clone().requires_grad_(), inp.clone().requires_grad_()
+        ya, yb = fast(a), ref(b)
+        w = torch.randn_like(ya)
+        (ya * w).sum().backward()
+        (yb * w).sum().backward()
+        torch.testing.assert_close(ya, yb, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(fast.weight.grad, ref.weight.grad, rtol=1e-5, atol=1e-5)
+        if bias:
+            torch.testing.assert_close(fast.bias.grad, ref.bias.grad, rtol=1e-5, atol=1e-5)
+        fast.zero_grad(), ref.zero_grad()

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.models.layers import conv2d
 from src.models.temporal_shift import TemporalShift
 
 # (kernel, expansion ratio over the input width, out channels, SE, h-swish, stride): the standard Large config.
@@ -83,8 +84,8 @@ class ConvBNAct(nn.Sequential):
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
                  act: type[nn.Module] | None = nn.ReLU):
-        layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups,
-                                             bias=False), nn.BatchNorm2d(out_ch)]
+        layers: list[nn.Module] = [conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups),
+                                   nn.BatchNorm2d(out_ch)]
         if act is not None:
             layers.append(act())
         super().__init__(*layers)

@@ -7,12 +7,12 @@ import torch
 from torch import nn
 
 from src.models.frame_ops import add_frames_, copy_frames_, frames_view, gather_shifted, is_channels_last, select_frames
-from src.models.pooling import ShortcutPool
+from src.models.layers import ShortcutPool, conv2d
 from src.models.temporal_shift import temporal_shift, temporal_shift_
 
 
 def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
-    return nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)
+    return conv2d(cin, cout, k, stride, k // 2, groups), nn.BatchNorm2d(cout)
 
 
 def shortcut(cin: int, cout: int, stride: int, pool: bool) -> nn.Module | None:

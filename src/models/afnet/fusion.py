@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.models.frame_ops import is_channels_last
-from src.models.pooling import GlobalAvgPool, mean_hw
+from src.models.layers import GlobalAvgPool, mean_hw
 
 
 def relu_fresh(x: torch.Tensor) -> torch.Tensor:

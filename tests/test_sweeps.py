@@ -57,3 +57,15 @@ def test_sweep_launches_exactly_the_trained_rows(table, tmp_path):
             for part in key.split("."):
                 node = node[part]
             assert node == value, (rid, key)
+
+
+def test_demo_sweep_launches_the_demo_table_rows(tmp_path):
+    """The built-in demonstration (experiments/demo-tables.yaml) goes through the same sweep mechanism."""
+    demo = load_tables(TABLES.parent / "demo-tables.yaml")["demo"]
+    expected = {row_id("demo", r): r for r in demo["rows"]}
+    assert sorted(sweep_rows("demo")) == sorted(expected)
+    for rid, row in expected.items():
+        c = resolved(compose_train(["sweep=demo", f"+row={rid}"], tmp_path))
+        assert c["row_id"] == rid and c["dataset"]["name"] == demo["dataset"]
+        assert c["model"]["method"] == row["method"] and c["num_segments"] == row["frames"]
+        assert c["rt"] == row.get("rt", c["rt"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from src.models.temporal_shift import temporal_shift
+
 
 def is_channels_last(x: torch.Tensor) -> bool:
     """True when x (B, C, H, W) is stored channels-last (and not also plainly contiguous, e.g. H=W=1)."""
@@ -53,8 +55,6 @@ def gather_shifted(x: torch.Tensor, idx: torch.Tensor, num_segments: int, fold_d
     than gathering them with index tensors and masking the clip boundaries (a handful of frames per block).
     """
     if x.device.type == "meta":  # shapes only (the FLOPs counter): no values to copy frame by frame
-        from src.models.temporal_shift import temporal_shift
-
         return temporal_shift(x, num_segments, fold_div).index_select(0, idx)
     fold = x.shape[1] // fold_div
     xv = frames_view(x)

@@ -8,6 +8,11 @@ ratio deterministically: top-k frames per block, k spread over the blocks so tha
 average exactly r*T (`forced_ratios`), GMACs counted at those per-block ratios.
 Then a training-step benchmark (forward + backward + SGD step, masked path) of AFNet-R50 against TSN-R50.
 The last line printed is one JSON object with every figure.
+
+`--allocator keep` tells glibc's malloc never to hand freed memory back to the kernel (no mmap, no trim), so
+after warm-up no activation costs page faults: the figures then measure the arithmetic and the memory
+traffic alone, where the default also charges each model for the fresh pages it touches (on a VM, a cost that
+changes from hour to hour). Both models of a ratio always run under the same allocator.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import os
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8192")
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import platform
 import random
@@ -99,6 +106,21 @@ def train_step_times(frames: int, size: int, batch: int, rounds: int, channels_l
     return times
 
 
+# glibc mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+
+
+def keep_freed_memory() -> None:
+    """glibc malloc: no mmap'd blocks and no trimming, so freed memory stays mapped for the next allocation."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is None or not hasattr(libc, "mallopt"):
+        raise RuntimeError("--allocator keep needs glibc's mallopt (Linux); run with --allocator default")
+    for param, value in ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1)):
+        if libc.mallopt(param, value) != 1:
+            raise RuntimeError(f"mallopt({param}, {value}) failed: run with --allocator default")
+
+
 def cpu_name() -> str:
     """The CPU's model name (Linux), else what platform knows."""
     try:
@@ -142,10 +164,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--train-batch", type=int, default=1)
     ap.add_argument("--train-layouts", nargs="+", choices=["nchw", "cl"], default=["nchw", "cl"],
                     help="memory layouts of the training-step benchmark (cl: channels-last)")
+    ap.add_argument("--allocator", choices=["default", "keep"], default="default",
+                    help="keep: glibc malloc keeps freed memory mapped (no page faults after warm-up)")
     ap.add_argument("--only", nargs="*", help="row names to keep (the TSM-R50 reference is always kept)")
     ap.add_argument("--out", type=Path, help="also write the JSON here (make bench: experiments/S5/bench.json, "
                                              "which `python -m src.report S5` reads)")
     args = ap.parse_args(argv)
+    if args.allocator == "keep":
+        keep_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -164,9 +190,10 @@ def main(argv: list[str] | None = None) -> dict:
     ref = statistics.median(times[REFERENCE])
     result = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
                          f"torch {torch.__version__}",
-              "frames": args.frames, "size": args.size, "rounds": args.rounds, "latency": {}}
+              "allocator": args.allocator, "frames": args.frames, "size": args.size, "rounds": args.rounds,
+              "latency": {}}
     print(f"\nlatency per video, batch 1, {args.frames}x{args.size}², {args.threads} threads, "
-          f"{args.rounds} interleaved rounds")
+          f"{args.rounds} interleaved rounds, {args.allocator} allocator")
     print(f"{'model':<22}{'median ms':>10}{'min':>8}{'max':>8}{'÷ TSM-R50':>11}{'GMACs':>8}{'MAC ratio':>11}"
           f"{'paired ÷ TSM [min, max]':>27}")
     for name in nets:

@@ -30,3 +30,18 @@ def test_paired_ratios_are_per_round():
 
     p = paired_ratios([1.0, 4.0, 3.0], [2.0, 4.0, 2.0])  # per round: 0.5, 1.0, 1.5
     assert p == {"median": 1.0, "min": 0.5, "max": 1.5}
+
+
+def test_keep_allocator_runs_in_its_own_process_and_is_recorded(tmp_path):
+    """--allocator keep runs in its own process (it changes glibc's malloc for good) and says so in the JSON."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.json"
+    subprocess.run([sys.executable, "-m", "src.bench", "--allocator", "keep", "--frames", "4", "--size", "64",
+                    "--rounds", "1", "--warmup", "0", "--ratios", "0.5", "--threads", "1", "--train-rounds", "0",
+                    "--only", "afnet_tsm_r50@0.50", "--out", str(out)], check=True, capture_output=True)
+    res = json.loads(out.read_text())
+    assert res["allocator"] == "keep"
+    assert set(res["latency"]) == {"tsm_r50", "afnet_tsm_r50@0.50"}
+    assert 0 < res["latency"]["afnet_tsm_r50@0.50"]["gmacs_ratio"] < 1

@@ -80,16 +80,21 @@ def test_fast_sliced_inference_equals_masked_reference(backbone):
     assert torch.equal(x_cl, before)  # the caller's input is never written
 
 
-def test_stage_input_shared_with_ample_branch_is_not_overwritten():
-    """The first focal block shares its input with the ample branch and the navigation: no in-place sum."""
-    m = randomise(build_afnet("r18", 10, 4, shift=True, width=8), seed=2).eval()
+@pytest.mark.parametrize("backbone", ["r18", "r50"])
+def test_stage_input_shared_with_ample_branch_is_not_overwritten(backbone):
+    """The first focal block shares its input with the ample branch and the navigation: no in-place sum
+    writes it before they read it. Only the first ample block (the last reader) may shift it in place."""
+    m = randomise(build_afnet(backbone, 10, 4, shift=True, width=8), seed=2).eval()
     m.focal_compute = "sliced"
     seen = {}
     stage = m.stages[0]
-    stage.register_forward_pre_hook(lambda mod, args: seen.update(x=args[0], copy=args[0].clone()))
+    stage.register_forward_pre_hook(lambda mod, args: seen.update(x=args[0].clone()))
+    stage.nav[0].register_forward_pre_hook(lambda mod, args: seen.update(nav=args[0].clone()))
+    stage.ample[0].register_forward_pre_hook(lambda mod, args: seen.update(ample=args[0].clone()))
     with torch.inference_mode():
         m.features(torch.randn(8, 3, 64, 64))
-    assert torch.equal(seen["x"], seen["copy"])
+    assert torch.equal(seen["nav"], seen["x"]) and torch.equal(seen["ample"], seen["x"])
+    assert stage.ample[0].shift_in_place and not any(b.shift_in_place for b in stage.ample[1:])
 
 
 def assert_same_outputs_and_grads(fn, reference, inputs: tuple, atol: float) -> None:
@@ -201,3 +206,26 @@ def test_grouped_pointwise_conv_equals_conv2d_with_gradients(bias):
         if bias:
             torch.testing.assert_close(fast.bias.grad, ref.bias.grad, rtol=1e-5, atol=1e-5)
         fast.zero_grad(), ref.zero_grad()
+
+
+@pytest.mark.parametrize("groups,bias", [(1, False), (1, True), (4, True), (4, False)])
+def test_vector_conv_equals_conv2d_on_pooled_features_with_gradients(groups, bias):
+    """VectorConv2d (the navigation's 1x1 convs as matrix products on (B, C, 1, 1)) = nn.Conv2d, values and
+    gradients, dense and grouped; a spatial input takes the usual conv; the FLOPs counter sees a Conv2d."""
+    from src.models.flops import layer_macs
+    from src.models.layers import VectorConv2d
+
+    torch.manual_seed(7)
+    fast, ref = VectorConv2d(8, 12, 1, groups=groups, bias=bias), torch.nn.Conv2d(8, 12, 1, groups=groups, bias=bias)
+    ref.load_state_dict(fast.state_dict())
+    for x in (torch.randn(5, 8, 1, 1), torch.randn(5, 8, 3, 2), torch.randn(5, 8, 1, 1).contiguous(memory_format=CL)):
+        assert_same_outputs_and_grads(fast, ref, (x,), atol=1e-5)
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        (fast(a) * torch.arange(12.0).view(1, 12, 1, 1)).sum().backward()
+        (ref(b) * torch.arange(12.0).view(1, 12, 1, 1)).sum().backward()
+        torch.testing.assert_close(fast.weight.grad, ref.weight.grad, rtol=1e-5, atol=1e-5)
+        if bias:
+            torch.testing.assert_close(fast.bias.grad, ref.bias.grad, rtol=1e-5, atol=1e-5)
+        fast.zero_grad(), ref.zero_grad()
+    out = fast(torch.randn(5, 8, 1, 1))
+    assert out.shape == (5, 12, 1, 1) and layer_macs(fast, None, out) == 5 * 12 * 8 // groups

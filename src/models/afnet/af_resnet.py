@@ -76,7 +76,8 @@ class AFStage(nn.Module):
         super().__init__()
         n, half, t = blocks - 1, cout // 2, num_segments if shift else 0
         self.ample = nn.ModuleList(
-            Residual(kind, cin if i == 0 else half, half, 2 if i == 0 else 1, last_relu=i < n - 1, shift_segments=t)
+            Residual(kind, cin if i == 0 else half, half, 2 if i == 0 else 1, last_relu=i < n - 1, shift_segments=t,
+                     owns_input=i == 0)  # the stage input: the focal branch has read it already (forward)
             for i in range(n))
         self.focal = nn.ModuleList(
             FocalResidual(kind, cin if i == 0 else cout, cout, first_mask + i, last_relu=i < n - 1, shift_segments=t)
@@ -89,7 +90,8 @@ class AFStage(nn.Module):
 
     def forward(self, x: torch.Tensor, tau: float, noise: bool, forced: float | list[float] | None, soft: bool,
                 sliced: bool, mask_mode: str):
-        """forced: one ratio for every mask, or a list indexed by the model-wide mask index."""
+        """forced: one ratio for every mask, or a list indexed by the model-wide mask index. Without autograd
+        x may be overwritten (the first ample block shifts it in place once the focal branch has read it)."""
         a = f = x
         masks, spatial_masks = [], []
         for i, (nav, ample, focal) in enumerate(zip(self.nav, self.ample, self.focal)):

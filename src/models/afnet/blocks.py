@@ -29,7 +29,8 @@ class Residual(nn.Module):
     kind: "bottleneck" (1x1, 3x3 stride s, 1x1; inner width out/4) or "basic" (3x3 stride s, 3x3).
     groups: 2 for focal blocks (all convs of F). last_relu: False for the last ample / focal block of a stage.
     zero_init: the last BN's gamma starts at 0 (plain blocks, not focal ones, SPEC §2.9).
-    owns_input: the model never reads this block's input again (fusion blocks, the first block of stage 4):
+    owns_input: the model never reads this block's input again (fusion blocks, the first ample block of an
+      AF stage, which runs after the focal branch has read the stage input, the first block of stage 4):
       with a projection shortcut and no autograd, the shift is then done in place after the shortcut.
     """
 

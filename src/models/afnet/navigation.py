@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.models.afnet.gumbel import hard_gumbel_softmax
-from src.models.layers import GlobalAvgPool
+from src.models.layers import GlobalAvgPool, VectorConv2d
 
 SKIP_BIAS, SELECT_BIAS = 1.0, 10.0
 
@@ -30,9 +30,9 @@ class Navigation(nn.Module):
         t = num_segments
         self.num_segments = t
         self.pool = GlobalAvgPool()
-        self.conv = nn.Conv2d(in_channels, 2, 1, bias=False)
+        self.conv = VectorConv2d(in_channels, 2, 1, bias=False)
         self.bn = nn.BatchNorm2d(2)
-        self.temporal = nn.Conv2d(2 * t, 2 * t, 1, groups=1 if mix_frames else t, bias=True)
+        self.temporal = VectorConv2d(2 * t, 2 * t, 1, groups=1 if mix_frames else t, bias=True)
         self.spatial = nn.Conv2d(in_channels, 2, 1, bias=True) if spatial else None
         self.reset_bias(init_bias)
 

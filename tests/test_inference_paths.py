@@ -229,3 +229,8 @@ def test_vector_conv_equals_conv2d_on_pooled_features_with_gradients(groups, bia
         fast.zero_grad(), ref.zero_grad()
     out = fast(torch.randn(5, 8, 1, 1))
     assert out.shape == (5, 12, 1, 1) and layer_macs(fast, None, out) == 5 * 12 * 8 // groups
+    padded = VectorConv2d(8, 12, 1, padding=1, groups=groups)
+    padded_ref = torch.nn.Conv2d(8, 12, 1, padding=1, groups=groups)
+    padded_ref.load_state_dict(padded.state_dict())
+    x = torch.randn(5, 8, 1, 1)
+    torch.testing.assert_close(padded(x), padded_ref(x))  # (5, 12, 3, 3): the usual convolution

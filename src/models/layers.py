@@ -83,8 +83,8 @@ class VectorConv2d(nn.Conv2d):
     Other inputs (a spatial map) take the usual convolution."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[-2:] != (1, 1) or self.kernel_size != (1, 1):
-            return super().forward(x)
+        if x.dim() != 4 or x.shape[-2:] != (1, 1) or self.kernel_size != (1, 1) or self.padding != (0, 0):
+            return super().forward(x)  # a padded conv would see zeros around the pooled value: not a product
         n, g = x.shape[0], self.groups
         w = self.weight.view(self.out_channels, self.in_channels // g)
         if g == 1:

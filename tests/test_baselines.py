@@ -172,6 +172,36 @@ def test_inverted_residual_api():
     assert InvertedResidual(16, 48, 16, 3, 1, False, False).has_skip  # standard identity skip
 
 
+@pytest.mark.parametrize("kind", ["basic", "bottleneck", "af_plain", "inverted"])
+def test_in_place_residual_sum_keeps_values_and_gradients(kind):
+    """Blocks sum the skip into F's fresh output in place (as torchvision does): the values and every gradient
+    must equal the out-of-place act(F(x) + skip(x)), in training (BN batch statistics) and in eval."""
+    from src.models.afnet.blocks import Residual
+    from src.models.resnet import BasicBlock, Bottleneck
+
+    torch.manual_seed(0)
+    blk, act = {"basic": (lambda: BasicBlock(16, 16, shift=True, num_segments=4), torch.relu),
+                "bottleneck": (lambda: Bottleneck(32, 8, stride=2, shift=True, num_segments=4), torch.relu),
+                "af_plain": (lambda: Residual("bottleneck", 32, 32, shift_segments=4, zero_init=False), torch.relu),
+                "inverted": (lambda: InvertedResidual(16, 48, 16, 3, 1, True, True), lambda y: y)}[kind]
+    blk = blk()
+    skip = {"basic": lambda m, x: x, "bottleneck": lambda m, x: m.downsample(x),
+            "af_plain": lambda m, x: m.skip(x), "inverted": lambda m, x: m.skip(x)}[kind]
+    x = torch.randn(8, blk.conv1.in_channels if hasattr(blk, "conv1") else 16, 8, 8)
+    for train in (True, False):
+        blk.train(train)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ya = blk(xa)
+        residual = blk.residual(xb) if kind != "af_plain" else blk.residual(blk.shifted(xb))
+        yb = act(residual + skip(blk, xb))
+        assert torch.allclose(ya, yb, atol=1e-6)
+        w = torch.randn_like(ya)
+        ga = torch.autograd.grad((ya * w).sum(), [xa, *blk.parameters()])
+        gb = torch.autograd.grad((yb * w).sum(), [xb, *blk.parameters()])
+        for a, b in zip(ga, gb):
+            assert torch.allclose(a, b, atol=1e-5)
+
+
 def test_factory_choices_and_afnet_options():
     with pytest.raises(ValueError, match="tsn, tsm, afnet"):
         build_video_model("slowfast", "r50", K, T)

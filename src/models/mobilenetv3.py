@@ -143,7 +143,7 @@ class InvertedResidual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.residual(x)
-        return out + self.skip(x) if self.skip is not None else out
+        return out.add_(self.skip(x)) if self.skip is not None else out  # out: the projection's fresh output
 
 
 class MobileNetV3(nn.Module):

@@ -58,7 +58,7 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.residual(x) + skip)
+        return self.relu(self.residual(x).add_(skip))  # the residual is a fresh tensor: no new sum tensor
 
 
 class Bottleneck(nn.Module):
@@ -84,7 +84,7 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.residual(x) + skip)
+        return self.relu(self.residual(x).add_(skip))  # the residual is a fresh tensor: no new sum tensor
 
 
 DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, ...]]] = {

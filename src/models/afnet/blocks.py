@@ -76,11 +76,11 @@ class Residual(nn.Module):
         return temporal_shift(x, self.shift_segments)
 
     def finish(self, y: torch.Tensor) -> torch.Tensor:
-        return y.relu_() if self.last_relu else y  # y is always a fresh sum
+        return y.relu_() if self.last_relu else y  # y is always a fresh sum (F's own output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = self.skip(x)  # before the shift, which may overwrite x
-        return self.finish(skip + self.residual(self.shifted(x)))
+        return self.finish(self.residual(self.shifted(x)).add_(skip))  # F's output is fresh: sum into it
 
 
 class FocalResidual(Residual):

@@ -97,14 +97,17 @@ def test_stage_input_shared_with_ample_branch_is_not_overwritten(backbone):
     assert stage.ample[0].shift_in_place and not any(b.shift_in_place for b in stage.ample[1:])
 
 
-def assert_same_outputs_and_grads(fn, reference, inputs: tuple, atol: float) -> None:
-    """fn and reference give the same output and input gradients under a non-uniform upstream gradient."""
+def assert_same_outputs_and_grads(fn, reference, inputs: tuple, atol: float, params: bool = False) -> None:
+    """fn and reference give the same output and input gradients under a non-uniform upstream gradient;
+    with `params` (both nn.Modules with the same parameters) also the same parameter gradients."""
     results = []
     for f in (fn, reference):
         leaves = [t.detach().clone().requires_grad_() for t in inputs]
+        if params:
+            f.zero_grad()
         out = f(*leaves)
         (out * torch.arange(out.numel()).view_as(out)).sum().backward()
-        results.append((out.detach(), *[t.grad for t in leaves]))
+        results.append((out.detach(), *[t.grad for t in leaves], *([p.grad for p in f.parameters()] if params else [])))
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=atol)
 
@@ -219,14 +222,7 @@ def test_vector_conv_equals_conv2d_on_pooled_features_with_gradients(groups, bia
     fast, ref = VectorConv2d(8, 12, 1, groups=groups, bias=bias), torch.nn.Conv2d(8, 12, 1, groups=groups, bias=bias)
     ref.load_state_dict(fast.state_dict())
     for x in (torch.randn(5, 8, 1, 1), torch.randn(5, 8, 3, 2), torch.randn(5, 8, 1, 1).contiguous(memory_format=CL)):
-        assert_same_outputs_and_grads(fast, ref, (x,), atol=1e-5)
-        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
-        (fast(a) * torch.arange(12.0).view(1, 12, 1, 1)).sum().backward()
-        (ref(b) * torch.arange(12.0).view(1, 12, 1, 1)).sum().backward()
-        torch.testing.assert_close(fast.weight.grad, ref.weight.grad, rtol=1e-5, atol=1e-5)
-        if bias:
-            torch.testing.assert_close(fast.bias.grad, ref.bias.grad, rtol=1e-5, atol=1e-5)
-        fast.zero_grad(), ref.zero_grad()
+        assert_same_outputs_and_grads(fast, ref, (x,), atol=1e-5, params=True)
     out = fast(torch.randn(5, 8, 1, 1))
     assert out.shape == (5, 12, 1, 1) and layer_macs(fast, None, out) == 5 * 12 * 8 // groups
     padded = VectorConv2d(8, 12, 1, padding=1, groups=groups)

@@ -3,9 +3,10 @@
 Per-video latency at batch 1, T frames, 224², eval + inference mode, a fixed thread count, models
 interleaved after warm-up (every model once per round, in a shuffled order); medians (with min / max) and
 each model's ratio to TSM-R50 next to its GMACs ratio, plus the median (min / max) of the per-round ratios
-to TSM-R50 (paired, robust to a shared machine's slow phases). AFNet rows force the realised selection
-ratio deterministically: top-k frames per block, k spread over the blocks so that the frames computed
-average exactly r*T (`forced_ratios`), GMACs counted at those per-block ratios.
+to TSM-R50 (paired, robust to a shared machine's slow phases), and the median minor page faults per video
+(fresh pages touched: the default allocator's cost, which `--allocator keep` removes). AFNet rows force the
+realised selection ratio deterministically: top-k frames per block, k spread over the blocks so that the
+frames computed average exactly r*T (`forced_ratios`), GMACs counted at those per-block ratios.
 Then a training-step benchmark (forward + backward + SGD step, masked path) of AFNet-R50 against TSN-R50.
 The last line printed is one JSON object with every figure.
 
@@ -62,22 +63,35 @@ def build(method: str, backbone: str, frames: int, ratio: float | None, channels
     return net
 
 
+def minor_faults() -> int:
+    """Minor page faults of this process so far (the kernel mapping a fresh page on first touch); 0 where
+    the OS does not count them (no `resource` module)."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def time_interleaved(nets: dict, clip: torch.Tensor, rounds: int, warmup: int,
-                     seed: int = 0) -> dict[str, list[float]]:
-    """Milliseconds per forward, one forward per model per round, the order of the models shuffled anew each
-    round (seeded): no model always runs right after the same other one (whose memory it would inherit)."""
-    times = {k: [] for k in nets}
+                     seed: int = 0) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+    """Milliseconds and minor page faults per forward, one forward per model per round, the order of the
+    models shuffled anew each round (seeded): no model always runs right after the same other one (whose
+    memory it would inherit). The faults count the fresh pages each forward touched (mostly 4 KiB ones): on
+    a VM each costs microseconds, which is most of the run-to-run spread under the default allocator."""
+    times, faults = {k: [] for k in nets}, {k: [] for k in nets}
     order = random.Random(seed)
     with torch.inference_mode():
         for i in range(warmup + rounds):
             for name in order.sample(list(nets), len(nets)):
                 net = nets[name]
-                t0 = time.perf_counter()
+                f0, t0 = minor_faults(), time.perf_counter()
                 net(clip)
-                dt = (time.perf_counter() - t0) * 1e3
+                dt, df = (time.perf_counter() - t0) * 1e3, minor_faults() - f0
                 if i >= warmup:
                     times[name].append(dt)
-    return times
+                    faults[name].append(df)
+    return times, faults
 
 
 def train_step_times(frames: int, size: int, batch: int, rounds: int, channels_last: bool) -> dict[str, list[float]]:
@@ -185,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
     clip = torch.randn(args.frames, 3, args.size, args.size)  # one video, folded (T, 3, H, W)
     if not args.no_channels_last:
         clip = clip.contiguous(memory_format=torch.channels_last)
-    times = time_interleaved(nets, clip, args.rounds, args.warmup)
+    times, faults = time_interleaved(nets, clip, args.rounds, args.warmup)
 
     ref = statistics.median(times[REFERENCE])
     result = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
@@ -195,15 +209,16 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\nlatency per video, batch 1, {args.frames}x{args.size}², {args.threads} threads, "
           f"{args.rounds} interleaved rounds, {args.allocator} allocator")
     print(f"{'model':<22}{'median ms':>10}{'min':>8}{'max':>8}{'÷ TSM-R50':>11}{'GMACs':>8}{'MAC ratio':>11}"
-          f"{'paired ÷ TSM [min, max]':>27}")
+          f"{'paired ÷ TSM [min, max]':>27}{'faults':>9}")
     for name in nets:
         s = stats(times[name])
         p = paired_ratios(times[name], times[REFERENCE])
         s.update(ratio_to_tsm=s["median"] / ref, gmacs=gmacs[name], gmacs_ratio=gmacs[name] / gmacs[REFERENCE],
-                 paired_ratio=p)
+                 paired_ratio=p, page_faults=int(statistics.median(faults[name])))
         result["latency"][name] = s
         print(f"{name:<22}{s['median']:>10.1f}{s['min']:>8.1f}{s['max']:>8.1f}{s['ratio_to_tsm']:>11.3f}"
-              f"{s['gmacs']:>8.2f}{s['gmacs_ratio']:>11.3f}{p['median']:>11.3f} [{p['min']:.3f}, {p['max']:.3f}]")
+              f"{s['gmacs']:>8.2f}{s['gmacs_ratio']:>11.3f}{p['median']:>11.3f} [{p['min']:.3f}, {p['max']:.3f}]"
+              f"{s['page_faults']:>9}")
 
     if args.train_rounds:
         result["train_step"] = {"batch": args.train_batch}

@@ -15,6 +15,7 @@ def test_bench_rows_ratios_and_json(tmp_path, capsys):
     assert lat["tsm_r50"]["ratio_to_tsm"] == 1.0 and lat["tsm_r50"]["gmacs_ratio"] == 1.0
     for row in lat.values():
         assert row["min"] <= row["median"] <= row["max"] and row["n"] == 2
+        assert isinstance(row["page_faults"], int) and row["page_faults"] >= 0
     # fewer frames through the focal branch, fewer MACs; TSN and TSM count the same MACs (the shift is free)
     assert lat["afnet_tsm_r50@0.50"]["gmacs"] < lat["afnet_tsm_r50@1.00"]["gmacs"] < lat["tsm_r50"]["gmacs"]
     assert lat["tsn_r50"]["gmacs"] == lat["tsm_r50"]["gmacs"]
@@ -23,6 +24,28 @@ def test_bench_rows_ratios_and_json(tmp_path, capsys):
     p = lat["afnet_tsm_r50@0.50"]["paired_ratio"]
     assert p["min"] <= p["median"] <= p["max"]
     assert json.loads(out.read_text()) == json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_minor_faults_count_fresh_pages():
+    """The per-forward fault counter sees fresh anonymous memory being touched: a new 64 MiB mapping, one
+    byte written per 4 KiB page, costs at least one fault per 2 MiB (huge pages, where the kernel grants
+    them) and at most one per page."""
+    import mmap
+    import sys
+
+    import pytest
+
+    from src.bench import minor_faults
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("minor faults are counted on Linux")
+    size, page = 64 * 2**20, 4096
+    buf = mmap.mmap(-1, size)
+    before = minor_faults()
+    for i in range(0, size, page):
+        buf[i] = 1
+    assert size // (2 * 2**20) <= minor_faults() - before <= size // page + 64
+    buf.close()
 
 
 def test_paired_ratios_are_per_round():

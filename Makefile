@@ -35,7 +35,8 @@ flops: setup
 	$(PY) -m src.flops $(ARGS)
 
 bench: setup
-	$(PY) -m src.bench --out experiments/S5/bench.json $(ARGS)
+	$(PY) -m src.bench --out experiments/S5/bench.json --runs-dir experiments/S5/runs $(ARGS)
+	$(PY) -m src.bench_runs --out experiments/S5/runs.md
 
 bench-loader: setup
 	$(PY) experiments/bench_loader.py $(ARGS)

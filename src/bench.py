@@ -183,7 +183,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--only", nargs="*", help="row names to keep (the TSM-R50 reference is always kept)")
     ap.add_argument("--out", type=Path, help="also write the JSON here (make bench: experiments/S5/bench.json, "
                                              "which `python -m src.report S5` reads)")
+    ap.add_argument("--runs-dir", type=Path, help="also keep a copy named by its UTC start time and allocator "
+                                                  "here (make bench: experiments/S5/runs, which "
+                                                  "`python -m src.bench_runs` summarises)")
     args = ap.parse_args(argv)
+    started = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())
     if args.allocator == "keep":
         keep_freed_memory()
     torch.set_num_threads(args.threads)
@@ -204,7 +208,8 @@ def main(argv: list[str] | None = None) -> dict:
     ref = statistics.median(times[REFERENCE])
     result = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
                          f"torch {torch.__version__}",
-              "allocator": args.allocator, "frames": args.frames, "size": args.size, "rounds": args.rounds,
+              "started": started, "allocator": args.allocator, "frames": args.frames, "size": args.size,
+              "rounds": args.rounds,
               "latency": {}}
     print(f"\nlatency per video, batch 1, {args.frames}x{args.size}², {args.threads} threads, "
           f"{args.rounds} interleaved rounds, {args.allocator} allocator")
@@ -234,6 +239,8 @@ def main(argv: list[str] | None = None) -> dict:
                   f"ratio {a['median'] / b['median']:.3f} (paired {p['median']:.3f} [{p['min']:.3f}, {p['max']:.3f}])")
     if args.out:
         write_json(result, args.out)
+    if args.runs_dir:
+        write_json(result, args.runs_dir / f"{started}-{args.allocator}.json")
     print(json.dumps(result))
     return result
 

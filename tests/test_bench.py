@@ -68,3 +68,56 @@ def test_keep_allocator_runs_in_its_own_process_and_is_recorded(tmp_path):
     assert res["allocator"] == "keep"
     assert set(res["latency"]) == {"tsm_r50", "afnet_tsm_r50@0.50"}
     assert 0 < res["latency"]["afnet_tsm_r50@0.50"]["gmacs_ratio"] < 1
+
+
+def _bench_json(path, allocator, ratio, lo, hi, train=None):
+    row = {"median": 1.0, "min": 1.0, "max": 1.0, "n": 1, "ratio_to_tsm": ratio,
+           "paired_ratio": {"median": ratio, "min": lo, "max": hi}}
+    ref = {**row, "ratio_to_tsm": 1.0, "paired_ratio": {"median": 1.0, "min": 1.0, "max": 1.0}}
+    run = {"allocator": allocator, "latency": {"tsm_r50": ref, "afnet_tsm_r50@0.40": row}}
+    if train:
+        paired = {"min": train[1], "max": train[2]}
+        run["train_step"] = {"batch": 1, "nchw": {"ratio": train[0], "paired_ratio": paired}}
+    path.write_text(json.dumps(run))
+    return path
+
+
+def test_bench_runs_spread_and_within_noise(tmp_path):
+    """Per allocator: the ratio's min / median / max over runs, the widest per-round range, and whether each
+    run's ratio lies inside every other run's per-round [min, max]."""
+    from src.bench_runs import load_runs, markdown, summarise
+
+    paths = [_bench_json(tmp_path / "a.json", "default", 0.58, 0.50, 0.70, train=(0.82, 0.80, 0.95)),
+             _bench_json(tmp_path / "b.json", "default", 0.64, 0.55, 0.75, train=(0.92, 0.83, 1.10)),
+             _bench_json(tmp_path / "c.json", "default", 0.60, 0.52, 0.62),
+             _bench_json(tmp_path / "k.json", "keep", 0.66, 0.60, 0.70)]
+    runs = load_runs(paths)
+    s = summarise(runs)
+    assert set(s) == {"default", "keep"}
+    af = s["default"]["afnet_tsm_r50@0.40"]
+    assert (af["runs"], af["min"], af["median"], af["max"]) == (3, 0.58, 0.60, 0.64)
+    assert (af["round_min"], af["round_max"]) == (0.50, 0.75)
+    assert af["within_noise"] is False  # b's 0.64 is above c's per-round max, 0.62
+    assert s["default"]["train nchw"]["runs"] == 2
+    assert s["default"]["train nchw"]["within_noise"] is False  # a's 0.82 is below b's per-round min, 0.83
+    assert s["keep"]["afnet_tsm_r50@0.40"]["within_noise"] is True
+    text = markdown(s, runs)
+    assert "| afnet_tsm_r50@0.40 | 3 | 0.580 | 0.600 | 0.640 | [0.500, 0.750] | no |" in text
+    assert "## keep allocator: 1 run (k.json)" in text
+    ab = summarise(load_runs(paths[:2]))["default"]["afnet_tsm_r50@0.40"]
+    assert ab["within_noise"] is True and ab["runs"] == 2
+
+
+def test_bench_runs_names_a_bad_file(tmp_path):
+    import pytest
+
+    from src.bench_runs import load_runs
+
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit, match="broken.json"):
+        load_runs([bad])
+    other = tmp_path / "other.json"
+    other.write_text("{}")
+    with pytest.raises(SystemExit, match="other.json: no 'latency'"):
+        load_runs([other])

@@ -1,0 +1,94 @@
+"""Run-to-run spread of `make bench`: `python -m src.bench_runs [experiments/S5/runs/*.json] [--out F.md]`.
+
+Every `make bench` also keeps its JSON under experiments/S5/runs/. This groups those runs by allocator and,
+per latency row and per training layout, gives the ratio to the reference (ratio of medians) over the runs as
+min / median / max, next to the noise each run reports itself: the min / max of its per-round paired ratios.
+`within noise` says whether every run's ratio lies inside every other run's per-round [min, max], i.e. whether
+one run reproduces another within the noise the other reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+RUNS = Path(__file__).resolve().parent.parent / "experiments" / "S5" / "runs"
+
+
+def load_runs(paths: list[Path]) -> list[dict]:
+    """The bench JSONs at `paths`, each with its file name as `run`; a file that is not a bench JSON is named."""
+    runs = []
+    for p in paths:
+        try:
+            run = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise SystemExit(f"{p}: not a readable bench JSON ({e})") from e
+        if "latency" not in run:
+            raise SystemExit(f"{p}: no 'latency' key, not written by src.bench")
+        runs.append({**run, "run": p.name})
+    return runs
+
+
+def spread(entries: list[dict]) -> dict:
+    """entries: one {"ratio", "paired": {"min", "max"}} per run -> the ratio's min / median / max over the
+    runs, the widest per-round range, and whether each run's ratio is inside every other run's range."""
+    ratios = [e["ratio"] for e in entries]
+    inside = all(o["paired"]["min"] <= e["ratio"] <= o["paired"]["max"] for e in entries for o in entries)
+    return {"runs": len(entries), "min": min(ratios), "median": statistics.median(ratios), "max": max(ratios),
+            "round_min": min(e["paired"]["min"] for e in entries),
+            "round_max": max(e["paired"]["max"] for e in entries), "within_noise": inside}
+
+
+def summarise(runs: list[dict]) -> dict[str, dict[str, dict]]:
+    """{allocator: {row name or "train <layout>": spread}} over the runs that have that row."""
+    out: dict[str, dict[str, dict]] = {}
+    for alloc in sorted({r.get("allocator", "default") for r in runs}):
+        group = [r for r in runs if r.get("allocator", "default") == alloc]
+        rows: dict[str, list[dict]] = {}
+        for r in group:
+            for name, v in r["latency"].items():
+                rows.setdefault(name, []).append({"ratio": v["ratio_to_tsm"], "paired": v["paired_ratio"]})
+            for layout, v in r.get("train_step", {}).items():
+                if isinstance(v, dict) and "ratio" in v:
+                    rows.setdefault(f"train {layout}", []).append({"ratio": v["ratio"], "paired": v["paired_ratio"]})
+        out[alloc] = {name: spread(entries) for name, entries in rows.items()}
+    return out
+
+
+def markdown(summary: dict[str, dict[str, dict]], runs: list[dict]) -> str:
+    lines = ["# make bench: spread over runs", "",
+             "Ratio to TSM-R50 (latency rows) or to TSN-R50 (training rows) per run, as the ratio of medians; "
+             "`per-round range` is the widest [min, max] of the runs' own per-round paired ratios.", ""]
+    for alloc, rows in summary.items():
+        names = [r["run"] for r in runs if r.get("allocator", "default") == alloc]
+        lines += [f"## {alloc} allocator: {len(names)} run{'s' * (len(names) != 1)} ({', '.join(names)})", "",
+                  "| row | runs | min | median | max | per-round range | within noise |", "|" + "---|" * 7]
+        for name, s in rows.items():
+            lines.append(f"| {name} | {s['runs']} | {s['min']:.3f} | {s['median']:.3f} | {s['max']:.3f} | "
+                         f"[{s['round_min']:.3f}, {s['round_max']:.3f}] | {'yes' if s['within_noise'] else 'no'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("paths", nargs="*", type=Path, help=f"bench JSONs (default: {RUNS}/*.json)")
+    ap.add_argument("--out", type=Path, help="also write the tables here (Markdown)")
+    args = ap.parse_args(argv)
+    paths = args.paths or sorted(RUNS.glob("*.json"))
+    if not paths:
+        raise SystemExit(f"no bench JSONs given and none in {RUNS} (run `make bench` first)")
+    runs = load_runs(paths)
+    summary = summarise(runs)
+    text = markdown(summary, runs)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,10 +1,11 @@
 """Run-to-run spread of `make bench`: `python -m src.bench_runs [experiments/S5/runs/*.json] [--out F.md]`.
 
-Every `make bench` also keeps its JSON under experiments/S5/runs/. This groups those runs by allocator and,
-per latency row and per training layout, gives the ratio to the reference (ratio of medians) over the runs as
-min / median / max, next to the noise each run reports itself: the min / max of its per-round paired ratios.
-`within noise` says whether every run's ratio lies inside every other run's per-round [min, max], i.e. whether
-one run reproduces another within the noise the other reported.
+Every `make bench` also keeps its JSON under experiments/S5/runs/. This groups those runs by setting
+(allocator, frames, size, machine: CPU, cores, threads, torch) and, per latency row and per training layout,
+gives the ratio to the reference (ratio of medians) over the runs as min / median / max, next to the noise each
+run reports itself: the min / max of its per-round paired ratios. `within noise` says whether every run's ratio
+lies inside every other run's per-round [min, max], i.e. whether one run reproduces another within the noise
+the other reported.
 """
 
 from __future__ import annotations
@@ -41,11 +42,17 @@ def spread(entries: list[dict]) -> dict:
             "round_max": max(e["paired"]["max"] for e in entries), "within_noise": inside}
 
 
+def setting(run: dict) -> str:
+    """What must match for two runs' ratios to be comparable: allocator, clip size, machine and threads."""
+    return (f"{run.get('allocator', 'default')} allocator, {run.get('frames', '?')} frames, "
+            f"{run.get('size', '?')}², {run.get('machine', 'unknown machine')}")
+
+
 def summarise(runs: list[dict]) -> dict[str, dict[str, dict]]:
-    """{allocator: {row name or "train <layout>": spread}} over the runs that have that row."""
+    """{setting: {row name or "train <layout>": spread}} over the runs of that setting that have that row."""
     out: dict[str, dict[str, dict]] = {}
-    for alloc in sorted({r.get("allocator", "default") for r in runs}):
-        group = [r for r in runs if r.get("allocator", "default") == alloc]
+    for key in sorted({setting(r) for r in runs}):
+        group = [r for r in runs if setting(r) == key]
         rows: dict[str, list[dict]] = {}
         for r in group:
             for name, v in r["latency"].items():
@@ -53,7 +60,7 @@ def summarise(runs: list[dict]) -> dict[str, dict[str, dict]]:
             for layout, v in r.get("train_step", {}).items():
                 if isinstance(v, dict) and "ratio" in v:
                     rows.setdefault(f"train {layout}", []).append({"ratio": v["ratio"], "paired": v["paired_ratio"]})
-        out[alloc] = {name: spread(entries) for name, entries in rows.items()}
+        out[key] = {name: spread(entries) for name, entries in rows.items()}
     return out
 
 
@@ -61,9 +68,9 @@ def markdown(summary: dict[str, dict[str, dict]], runs: list[dict]) -> str:
     lines = ["# make bench: spread over runs", "",
              "Ratio to TSM-R50 (latency rows) or to TSN-R50 (training rows) per run, as the ratio of medians; "
              "`per-round range` is the widest [min, max] of the runs' own per-round paired ratios.", ""]
-    for alloc, rows in summary.items():
-        names = [r["run"] for r in runs if r.get("allocator", "default") == alloc]
-        lines += [f"## {alloc} allocator: {len(names)} run{'s' * (len(names) != 1)} ({', '.join(names)})", "",
+    for key, rows in summary.items():
+        names = [r["run"] for r in runs if setting(r) == key]
+        lines += [f"## {key}: {len(names)} run{'s' * (len(names) != 1)}", "", ", ".join(names), "",
                   "| row | runs | min | median | max | per-round range | within noise |", "|" + "---|" * 7]
         for name, s in rows.items():
             lines.append(f"| {name} | {s['runs']} | {s['min']:.3f} | {s['median']:.3f} | {s['max']:.3f} | "

@@ -74,7 +74,8 @@ def _bench_json(path, allocator, ratio, lo, hi, train=None):
     row = {"median": 1.0, "min": 1.0, "max": 1.0, "n": 1, "ratio_to_tsm": ratio,
            "paired_ratio": {"median": ratio, "min": lo, "max": hi}}
     ref = {**row, "ratio_to_tsm": 1.0, "paired_ratio": {"median": 1.0, "min": 1.0, "max": 1.0}}
-    run = {"allocator": allocator, "latency": {"tsm_r50": ref, "afnet_tsm_r50@0.40": row}}
+    run = {"allocator": allocator, "frames": 12, "size": 224, "machine": "cpu, 2 threads",
+           "latency": {"tsm_r50": ref, "afnet_tsm_r50@0.40": row}}
     if train:
         paired = {"min": train[1], "max": train[2]}
         run["train_step"] = {"batch": 1, "nchw": {"ratio": train[0], "paired_ratio": paired}}
@@ -93,19 +94,27 @@ def test_bench_runs_spread_and_within_noise(tmp_path):
              _bench_json(tmp_path / "k.json", "keep", 0.66, 0.60, 0.70)]
     runs = load_runs(paths)
     s = summarise(runs)
-    assert set(s) == {"default", "keep"}
-    af = s["default"]["afnet_tsm_r50@0.40"]
+    default = "default allocator, 12 frames, 224², cpu, 2 threads"
+    keep = default.replace("default", "keep")
+    assert set(s) == {default, keep}
+    af = s[default]["afnet_tsm_r50@0.40"]
     assert (af["runs"], af["min"], af["median"], af["max"]) == (3, 0.58, 0.60, 0.64)
     assert (af["round_min"], af["round_max"]) == (0.50, 0.75)
     assert af["within_noise"] is False  # b's 0.64 is above c's per-round max, 0.62
-    assert s["default"]["train nchw"]["runs"] == 2
-    assert s["default"]["train nchw"]["within_noise"] is False  # a's 0.82 is below b's per-round min, 0.83
-    assert s["keep"]["afnet_tsm_r50@0.40"]["within_noise"] is True
+    assert s[default]["train nchw"]["runs"] == 2
+    assert s[default]["train nchw"]["within_noise"] is False  # a's 0.82 is below b's per-round min, 0.83
+    assert s[keep]["afnet_tsm_r50@0.40"]["within_noise"] is True
     text = markdown(s, runs)
     assert "| afnet_tsm_r50@0.40 | 3 | 0.580 | 0.600 | 0.640 | [0.500, 0.750] | no |" in text
-    assert "## keep allocator: 1 run (k.json)" in text
-    ab = summarise(load_runs(paths[:2]))["default"]["afnet_tsm_r50@0.40"]
+    assert f"## {keep}: 1 run\n\nk.json\n" in text
+    ab = summarise(load_runs(paths[:2]))[default]["afnet_tsm_r50@0.40"]
     assert ab["within_noise"] is True and ab["runs"] == 2
+    # another clip size is another setting: never mixed into the 224² spread
+    run = json.loads(paths[0].read_text())
+    (tmp_path / "small.json").write_text(json.dumps({**run, "size": 64}))
+    s = summarise(load_runs([*paths, tmp_path / "small.json"]))
+    assert s[default]["afnet_tsm_r50@0.40"]["runs"] == 3
+    assert s[default.replace("224²", "64²")]["afnet_tsm_r50@0.40"]["runs"] == 1
 
 
 def test_bench_runs_names_a_bad_file(tmp_path):

@@ -8,7 +8,7 @@ from src.bench import main
 def test_bench_rows_ratios_and_json(tmp_path, capsys):
     out = tmp_path / "S5" / "bench.json"
     res = main(["--frames", "4", "--size", "64", "--rounds", "2", "--warmup", "0", "--ratios", "0.5", "1.0",
-                "--threads", "1", "--train-rounds", "1", "--out", str(out)])
+                "--threads", "1", "--train-rounds", "1", "--out", str(out), "--runs-dir", str(tmp_path / "runs")])
     lat = res["latency"]
     assert set(lat) == {"tsm_r50", "tsn_r50", "afnet_tsm_r50@0.50", "afnet_tsm_r50@1.00", "tsm_mbv3",
                         "afnet_tsm_mbv3@0.40"}
@@ -24,6 +24,9 @@ def test_bench_rows_ratios_and_json(tmp_path, capsys):
     p = lat["afnet_tsm_r50@0.50"]["paired_ratio"]
     assert p["min"] <= p["median"] <= p["max"]
     assert json.loads(out.read_text()) == json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    kept = list((tmp_path / "runs").glob("*.json"))  # the run's copy, named by its start time and allocator
+    assert [p.name for p in kept] == [f"{res['started']}-default.json"]
+    assert json.loads(kept[0].read_text()) == res
 
 
 def test_minor_faults_count_fresh_pages():

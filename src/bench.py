@@ -154,6 +154,15 @@ def write_json(result: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def kept_run_path(runs_dir: Path, started: str, allocator: str) -> Path:
+    """<runs_dir>/<started>-<allocator>.json, numbered (-2, -3, ...) rather than overwrite a kept run."""
+    path, n = runs_dir / f"{started}-{allocator}.json", 1
+    while path.exists():
+        n += 1
+        path = runs_dir / f"{started}-{allocator}-{n}.json"
+    return path
+
+
 def stats(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
@@ -240,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.out:
         write_json(result, args.out)
     if args.runs_dir:
-        write_json(result, args.runs_dir / f"{started}-{args.allocator}.json")
+        write_json(result, kept_run_path(args.runs_dir, started, args.allocator))
     print(json.dumps(result))
     return result
 

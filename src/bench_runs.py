@@ -28,6 +28,10 @@ def load_runs(paths: list[Path]) -> list[dict]:
             raise SystemExit(f"{p}: not a readable bench JSON ({e})") from e
         if "latency" not in run:
             raise SystemExit(f"{p}: no 'latency' key, not written by src.bench")
+        for name, row in run["latency"].items():
+            for key in ("ratio_to_tsm", "paired_ratio"):
+                if key not in row:
+                    raise SystemExit(f"{p}: latency row {name!r} has no {key!r} (written by an older src.bench)")
         runs.append({**run, "run": p.name})
     return runs
 

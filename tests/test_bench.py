@@ -25,8 +25,18 @@ def test_bench_rows_ratios_and_json(tmp_path, capsys):
     assert p["min"] <= p["median"] <= p["max"]
     assert json.loads(out.read_text()) == json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     kept = list((tmp_path / "runs").glob("*.json"))  # the run's copy, named by its start time and allocator
-    assert [p.name for p in kept] == [f"{res['started']}-default.json"]
+    assert [f.name for f in kept] == [f"{res['started']}-default.json"]
     assert json.loads(kept[0].read_text()) == res
+
+
+def test_kept_runs_are_never_overwritten(tmp_path):
+    from src.bench import kept_run_path
+
+    first = kept_run_path(tmp_path, "2026-12-02T000000Z", "keep")
+    assert first.name == "2026-12-02T000000Z-keep.json"
+    first.write_text("{}")
+    second = kept_run_path(tmp_path, "2026-12-02T000000Z", "keep")
+    assert second.name == "2026-12-02T000000Z-keep-2.json" and first.read_text() == "{}"
 
 
 def test_minor_faults_count_fresh_pages():
@@ -133,3 +143,7 @@ def test_bench_runs_names_a_bad_file(tmp_path):
     other.write_text("{}")
     with pytest.raises(SystemExit, match="other.json: no 'latency'"):
         load_runs([other])
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"latency": {"tsm_r50": {"median": 1.0, "ratio_to_tsm": 1.0}}}))
+    with pytest.raises(SystemExit, match="old.json: latency row 'tsm_r50' has no 'paired_ratio'"):
+        load_runs([old])

@@ -94,9 +94,12 @@ def time_interleaved(nets: dict, clip: torch.Tensor, rounds: int, warmup: int,
     return times, faults
 
 
-def train_step_times(frames: int, size: int, batch: int, rounds: int, channels_last: bool) -> dict[str, list[float]]:
+def train_step_times(frames: int, size: int, batch: int, rounds: int, channels_last: bool,
+                     warmup: int = 3) -> dict[str, list[float]]:
     """Seconds per SGD step (forward, cross-entropy, backward, step), AFNet-R50 (masked path, its navigation
-    trained through the Gumbel straight-through masks) and TSN-R50 interleaved, both in the same layout."""
+    trained through the Gumbel straight-through masks) and TSN-R50 interleaved, both in the same layout,
+    after `warmup` untimed steps each: the first steps still map fresh pages (the backward's buffers, the
+    optimiser's momenta; measured on this machine through the third step) and create oneDNN primitives."""
     nets = {"tsn_r50": build_video_model("tsn", "r50", 174, frames).train(),
             "afnet_r50": build_video_model("afnet", "r50", 174, frames, focal_compute="masked").train()}
     x = torch.randn(batch, frames, 3, size, size)
@@ -107,7 +110,7 @@ def train_step_times(frames: int, size: int, batch: int, rounds: int, channels_l
     y = torch.randint(0, 174, (batch,))
     times = {k: [] for k in nets}
     order = random.Random(0)
-    for i in range(1 + rounds):
+    for i in range(warmup + rounds):
         for k in order.sample(list(nets), len(nets)):  # which model goes first changes from round to round
             net = nets[k]
             t0 = time.perf_counter()
@@ -115,7 +118,7 @@ def train_step_times(frames: int, size: int, batch: int, rounds: int, channels_l
             opts[k].zero_grad(set_to_none=True)
             loss.backward()
             opts[k].step()
-            if i:
+            if i >= warmup:
                 times[k].append(time.perf_counter() - t0)
     return times
 
@@ -185,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-channels-last", action="store_true")
     ap.add_argument("--train-rounds", type=int, default=10, help="0 skips the training-step benchmark")
     ap.add_argument("--train-batch", type=int, default=1)
+    ap.add_argument("--train-warmup", type=int, default=3, help="untimed training steps per model first")
     ap.add_argument("--train-layouts", nargs="+", choices=["nchw", "cl"], default=["nchw", "cl"],
                     help="memory layouts of the training-step benchmark (cl: channels-last)")
     ap.add_argument("--allocator", choices=["default", "keep"], default="default",
@@ -235,9 +239,11 @@ def main(argv: list[str] | None = None) -> dict:
               f"{s['page_faults']:>9}")
 
     if args.train_rounds:
-        result["train_step"] = {"batch": args.train_batch}
+        result["train_step"] = {"batch": args.train_batch, "warmup": args.train_warmup,
+                               "rounds": args.train_rounds}
         for layout in args.train_layouts:
-            tt = train_step_times(args.frames, args.size, args.train_batch, args.train_rounds, layout == "cl")
+            tt = train_step_times(args.frames, args.size, args.train_batch, args.train_rounds, layout == "cl",
+                                  args.train_warmup)
             a, b = stats(tt["afnet_r50"]), stats(tt["tsn_r50"])
             p = paired_ratios(tt["afnet_r50"], tt["tsn_r50"])
             result["train_step"][layout] = {"afnet_r50": a, "tsn_r50": b, "ratio": a["median"] / b["median"],

@@ -8,7 +8,8 @@ from src.bench import main
 def test_bench_rows_ratios_and_json(tmp_path, capsys):
     out = tmp_path / "S5" / "bench.json"
     res = main(["--frames", "4", "--size", "64", "--rounds", "2", "--warmup", "0", "--ratios", "0.5", "1.0",
-                "--threads", "1", "--train-rounds", "1", "--out", str(out), "--runs-dir", str(tmp_path / "runs")])
+                "--threads", "1", "--train-rounds", "2", "--train-warmup", "1", "--out", str(out),
+                "--runs-dir", str(tmp_path / "runs")])
     lat = res["latency"]
     assert set(lat) == {"tsm_r50", "tsn_r50", "afnet_tsm_r50@0.50", "afnet_tsm_r50@1.00", "tsm_mbv3",
                         "afnet_tsm_mbv3@0.40"}
@@ -20,6 +21,7 @@ def test_bench_rows_ratios_and_json(tmp_path, capsys):
     assert lat["afnet_tsm_r50@0.50"]["gmacs"] < lat["afnet_tsm_r50@1.00"]["gmacs"] < lat["tsm_r50"]["gmacs"]
     assert lat["tsn_r50"]["gmacs"] == lat["tsm_r50"]["gmacs"]
     assert res["train_step"]["nchw"]["ratio"] > 0 and res["train_step"]["cl"]["ratio"] > 0
+    assert res["train_step"]["warmup"] == 1 and res["train_step"]["nchw"]["afnet_r50"]["n"] == 2  # timed after it
     assert lat["tsm_r50"]["paired_ratio"] == {"median": 1.0, "min": 1.0, "max": 1.0}
     p = lat["afnet_tsm_r50@0.50"]["paired_ratio"]
     assert p["min"] <= p["median"] <= p["max"]

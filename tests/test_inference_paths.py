@@ -185,13 +185,14 @@ def test_pools_equal_their_torch_parents_forward_and_backward(channels_last):
 
 
 @pytest.mark.parametrize("bias", [False, True])
-def test_grouped_pointwise_conv_equals_conv2d_with_gradients(bias):
+def test_grouped_pointwise_conv_equals_conv2d_with_gradients(bias, monkeypatch):
     """The batched-matmul grouped 1x1 conv (training, NCHW) = nn.Conv2d, values and gradients; the factory
     gives it to grouped 1x1 stride-1 convs only; channels-last input takes the usual conv."""
     from src.models.layers import GroupedPointwiseConv2d, conv2d
 
     torch.manual_seed(6)
     fast, ref = conv2d(8, 6, 1, groups=2, bias=bias), torch.nn.Conv2d(8, 6, 1, groups=2, bias=bias)
+    fast.matmul_min_pixels = 1  # the product path on this small map (by default from 56² on)
     assert type(fast) is GroupedPointwiseConv2d and fast.weight.shape == ref.weight.shape
     for plain in (conv2d(8, 6, 1), conv2d(8, 8, 3, padding=1, groups=2), conv2d(8, 6, 1, 2, groups=2)):
         assert type(plain) is torch.nn.Conv2d
@@ -209,6 +210,24 @@ def test_grouped_pointwise_conv_equals_conv2d_with_gradients(bias):
         if bias:
             torch.testing.assert_close(fast.bias.grad, ref.bias.grad, rtol=1e-5, atol=1e-5)
         fast.zero_grad(), ref.zero_grad()
+
+
+def test_grouped_pointwise_conv_takes_the_product_from_matmul_min_pixels_on(monkeypatch):
+    """Training NCHW input of H·W >= matmul_min_pixels runs as the batched product, smaller maps (and
+    channels-last or no-grad input) as oneDNN's convolution."""
+    from src.models.layers import GroupedPointwiseConv2d
+
+    calls = []
+    real = torch.nn.Conv2d._conv_forward
+    monkeypatch.setattr(torch.nn.Conv2d, "_conv_forward", lambda self, *a: calls.append(1) or real(self, *a))
+    conv = GroupedPointwiseConv2d(8, 6, 1, groups=2, bias=False)
+    conv.matmul_min_pixels = 6 * 6
+    for size, grad, fmt, used in ((6, True, torch.contiguous_format, False), (5, True, torch.contiguous_format, True),
+                                  (6, False, torch.contiguous_format, True), (6, True, CL, True)):
+        calls.clear()
+        with torch.set_grad_enabled(grad):
+            conv(torch.randn(2, 8, size, size).contiguous(memory_format=fmt))
+        assert bool(calls) is used, (size, grad, fmt)
 
 
 @pytest.mark.parametrize("groups,bias", [(1, False), (1, True), (4, True), (4, False)])

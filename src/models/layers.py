@@ -64,11 +64,16 @@ class GroupedPointwiseConv2d(nn.Conv2d):
     """A 1x1, stride-1 convolution with groups > 1 (the focal branch's). In training on CPU with NCHW input it
     is one batched matrix product over the input's own memory, (N, g, C_in/g, H·W) by (g, C_out/g, C_in/g)
     -> (N, C_out, H, W), no copies: oneDNN's grouped 1x1 kernels cost, forward and backward, about as much as
-    dense ones of twice their MACs, and this makes an AFNet-R50 training step ~8% faster. Elsewhere
+    dense ones of twice their MACs at 56² (AFNet-R50's first AF stage). On smaller maps oneDNN's own kernels
+    win (2026-12-02, forward + backward, 12 frames: 7.1 against 12.4 ms at 14², 11.1 against 12.6 at 28²,
+    18.2 against 15.5 at 56²), so the product is used from `matmul_min_pixels` (H·W) on. Elsewhere
     (inference, channels-last, other devices) the usual convolution."""
 
+    matmul_min_pixels = 56 * 56
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (torch.is_grad_enabled() and x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous()):
+        if not (torch.is_grad_enabled() and x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous()
+                and x.shape[-2] * x.shape[-1] >= self.matmul_min_pixels):
             return super().forward(x)
         n, c, h, w = x.shape
         g = self.groups

@@ -200,6 +200,10 @@ def main(argv: list[str] | None = None) -> dict:
                                                   "here (make bench: experiments/S5/runs, which "
                                                   "`python -m src.bench_runs` summarises)")
     args = ap.parse_args(argv)
+    for flag, value, least in (("--rounds", args.rounds, 1), ("--warmup", args.warmup, 0),
+                               ("--train-rounds", args.train_rounds, 0), ("--train-warmup", args.train_warmup, 0)):
+        if value < least:
+            ap.error(f"{flag} {value}: must be at least {least}")
     started = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())
     if args.allocator == "keep":
         keep_freed_memory()

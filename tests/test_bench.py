@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from src.bench import main
 
 
@@ -149,3 +151,13 @@ def test_bench_runs_names_a_bad_file(tmp_path):
     old.write_text(json.dumps({"latency": {"tsm_r50": {"median": 1.0, "ratio_to_tsm": 1.0}}}))
     with pytest.raises(SystemExit, match="old.json: latency row 'tsm_r50' has no 'paired_ratio'"):
         load_runs([old])
+
+
+def test_bench_rejects_negative_counts_naming_the_flag(capsys):
+    for flag in ("--train-warmup", "--warmup", "--train-rounds"):
+        with pytest.raises(SystemExit):
+            main([flag, "-1"])
+        assert f"{flag} -1: must be at least 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--rounds", "0"])
+    assert "--rounds 0: must be at least 1" in capsys.readouterr().err

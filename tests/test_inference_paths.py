@@ -185,7 +185,7 @@ def test_pools_equal_their_torch_parents_forward_and_backward(channels_last):
 
 
 @pytest.mark.parametrize("bias", [False, True])
-def test_grouped_pointwise_conv_equals_conv2d_with_gradients(bias, monkeypatch):
+def test_grouped_pointwise_conv_equals_conv2d_with_gradients(bias):
     """The batched-matmul grouped 1x1 conv (training, NCHW) = nn.Conv2d, values and gradients; the factory
     gives it to grouped 1x1 stride-1 convs only; channels-last input takes the usual conv."""
     from src.models.layers import GroupedPointwiseConv2d, conv2d

@@ -139,14 +139,18 @@ def keep_freed_memory() -> None:
 
 
 def cpu_name() -> str:
-    """The CPU's model name (Linux), else what platform knows."""
+    """The CPU's model name (Linux, else what platform knows) and the vector ISA torch's kernels dispatch to,
+    e.g. "AMD EPYC (AVX2)": VMs that report the same model name have come with and without AVX-512, and the
+    ratios differ between them, so `bench_runs` must not group their runs together."""
+    name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+                name = line.split(":", 1)[1].strip()
+                break
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def write_json(result: dict, path: Path) -> None:

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from src.bench import main
 
@@ -31,6 +32,8 @@ def test_bench_rows_ratios_and_json(tmp_path, capsys):
     kept = list((tmp_path / "runs").glob("*.json"))  # the run's copy, named by its start time and allocator
     assert [f.name for f in kept] == [f"{res['started']}-default.json"]
     assert json.loads(kept[0].read_text()) == res
+    # the ISA torch dispatches to is part of the machine, so runs on AVX2 and AVX-512 hosts are never pooled
+    assert f"({torch.backends.cpu.get_cpu_capability()}), " in res["machine"]
 
 
 def test_kept_runs_are_never_overwritten(tmp_path):

@@ -230,6 +230,17 @@ def test_grouped_pointwise_conv_takes_the_product_from_matmul_min_pixels_on(monk
         assert bool(calls) is used, (size, grad, fmt)
 
 
+def test_grouped_pointwise_product_threshold_follows_the_cpu_isa():
+    """AVX2: the product at every map size; AVX-512 (and ISAs not measured): from 56² on; a new layer takes
+    the rule of the ISA torch reports here."""
+    from src.models.layers import GroupedPointwiseConv2d, matmul_min_pixels_for
+
+    assert matmul_min_pixels_for("AVX2") == 0
+    assert matmul_min_pixels_for("AVX512") == matmul_min_pixels_for("DEFAULT") == 56 * 56
+    conv = GroupedPointwiseConv2d(8, 6, 1, groups=2, bias=False)
+    assert conv.matmul_min_pixels == matmul_min_pixels_for(torch.backends.cpu.get_cpu_capability())
+
+
 @pytest.mark.parametrize("groups,bias", [(1, False), (1, True), (4, True), (4, False)])
 def test_vector_conv_equals_conv2d_on_pooled_features_with_gradients(groups, bias):
     """VectorConv2d (the navigation's 1x1 convs as matrix products on (B, C, 1, 1)) = nn.Conv2d, values and

@@ -60,16 +60,27 @@ class GlobalAvgPool(nn.AdaptiveAvgPool2d):
         return mean_hw(x)
 
 
+def matmul_min_pixels_for(cpu_capability: str) -> int:
+    """The smallest map (H·W) on which `GroupedPointwiseConv2d` trains as a batched product, per the ISA torch
+    reports (`torch.backends.cpu.get_cpu_capability()`). Measured forward + backward on 12 frames, AFNet-R50's
+    focal shapes, 2 threads, 2026-12-02: AVX-512 (AMD EPYC) oneDNN 7.1 against 12.4 ms at 14², 11.1 against
+    12.6 at 28², 18.2 against 15.5 at 56²; AVX2 (AMD EPYC) oneDNN 31-34 ms against 19-24 at 14² and 28², 34
+    against 21 and 49 against 37 at 56². Unmeasured ISAs keep the AVX-512 rule."""
+    return 0 if cpu_capability == "AVX2" else 56 * 56
+
+
 class GroupedPointwiseConv2d(nn.Conv2d):
     """A 1x1, stride-1 convolution with groups > 1 (the focal branch's). In training on CPU with NCHW input it
     is one batched matrix product over the input's own memory, (N, g, C_in/g, H·W) by (g, C_out/g, C_in/g)
     -> (N, C_out, H, W), no copies: oneDNN's grouped 1x1 kernels cost, forward and backward, about as much as
-    dense ones of twice their MACs at 56² (AFNet-R50's first AF stage). On smaller maps oneDNN's own kernels
-    win (2026-12-02, forward + backward, 12 frames: 7.1 against 12.4 ms at 14², 11.1 against 12.6 at 28²,
-    18.2 against 15.5 at 56²), so the product is used from `matmul_min_pixels` (H·W) on. Elsewhere
-    (inference, channels-last, other devices) the usual convolution."""
+    dense ones of twice their MACs at 56² (AFNet-R50's first AF stage). Where the product wins depends on the
+    vector ISA (`matmul_min_pixels_for`): with AVX-512 oneDNN's own kernels win on smaller maps, with AVX2 the
+    product wins at every focal shape. Elsewhere (inference, channels-last, other devices) the usual
+    convolution."""
 
-    matmul_min_pixels = 56 * 56
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.matmul_min_pixels = matmul_min_pixels_for(torch.backends.cpu.get_cpu_capability())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (torch.is_grad_enabled() and x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous()

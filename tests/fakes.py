@@ -1,9 +1,13 @@
-"""Small stand-ins for a video DataModule and an AFNet-like net, to test the training loop by itself."""
+"""Small stand-ins for a video DataModule and an AFNet-like net, to test the training loop by itself, and a
+callback that holds a training process at a known step so a test can kill it there."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import torch
-from lightning.pytorch import LightningDataModule
+from lightning.pytorch import Callback, LightningDataModule
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -64,3 +68,17 @@ class TinyMaskedNet(nn.Module):
         mask = (hard - soft.detach() + soft).view(-1, 1, 1, 1)
         logits = self.fc(f * mask.view(-1, 1))
         return VideoOutput(logits.view(-1, self.num_segments, logits.shape[-1]).mean(1), masks=[mask])
+
+
+class HoldAtStep(Callback):
+    """After optimiser step `step`, write `marker` and sleep: the process then sits at a known point (mid-epoch,
+    after whatever checkpoints came before) until the test kills it, however fast the machine trains.
+    Added to a `python -m src.train` run as `+callbacks.hold._target_=tests.fakes.HoldAtStep` (and its args)."""
+
+    def __init__(self, step: int, marker: str, seconds: float = 3600):
+        self.step, self.marker, self.seconds = step, Path(marker), seconds
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            self.marker.write_text(str(self.step))
+            time.sleep(self.seconds)

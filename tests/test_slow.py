@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -38,23 +37,20 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tiny_data_root, tmp_
     ref = run([*common, f"paths.log_dir={tmp_path / 'ref'}"])
     assert ref.returncode == 0, ref.stderr[-2000:]
 
-    logs = tmp_path / "killed"
+    logs, held = tmp_path / "killed", tmp_path / "held-at-step"
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, "-m", "src.train", *common, f"paths.log_dir={logs}"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # 6 steps per epoch: kill in the middle of epoch 2 (after step 14), once epoch 1's last.ckpt exists
+    # 6 steps per epoch: the run holds after step 14 (mid epoch 2, after epoch 1's last.ckpt) until killed there;
+    # polling the metrics instead raced a fast machine, which finished the run before the kill
+    hold = ["+callbacks.hold._target_=tests.fakes.HoldAtStep", "+callbacks.hold.step=14",
+            f"+callbacks.hold.marker={held}"]
+    proc = subprocess.Popen([sys.executable, "-m", "src.train", *common, *hold, f"paths.log_dir={logs}"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
-    while time.time() < deadline:
-        metrics = list(logs.rglob("metrics.csv"))
-        steps = []
-        if metrics:
-            with open(metrics[0]) as f:
-                steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("step")]
-        if steps and max(steps) >= 14:
-            break
-        time.sleep(0.2)
+    while not held.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert held.read_text() == "14", "the run never reached step 14"
     assert not list(logs.rglob("DONE"))
 
     resumed = run([*common, f"paths.log_dir={logs}", "ckpt_path=last"])

@@ -6,7 +6,9 @@ each model's ratio to TSM-R50 next to its GMACs ratio, plus the median (min / ma
 to TSM-R50 (paired, robust to a shared machine's slow phases), and the median minor page faults per video
 (fresh pages touched: the default allocator's cost, which `--allocator keep` removes). AFNet rows force the
 realised selection ratio deterministically: top-k frames per block, k spread over the blocks so that the
-frames computed average exactly r*T (`forced_ratios`), GMACs counted at those per-block ratios.
+frames computed average exactly r*T (`forced_ratios`), GMACs counted at those per-block ratios. Every model
+gets the same inference rewrites: BN folded into its convs, channels-last, conv weights prepacked for oneDNN
+once per input shape (`--no-prepack`: reordered on every call, as `F.conv2d` does).
 Then a training-step benchmark (forward + backward + SGD step, masked path) of AFNet-R50 against TSN-R50.
 The last line printed is one JSON object with every figure.
 
@@ -39,7 +41,7 @@ import torch
 from src.models import build_video_model
 from src.models.afnet.af_resnet import forced_ratios
 from src.models.flops import profile_macs
-from src.models.inference import fold_batchnorm
+from src.models.inference import PrepackedConv2d, fold_batchnorm, prepack_convs
 
 REFERENCE = "tsm_r50"
 
@@ -52,14 +54,19 @@ def latency_rows(ratios: list[float]) -> list[tuple[str, str, str, float | None]
     return rows
 
 
-def build(method: str, backbone: str, frames: int, ratio: float | None, channels_last: bool, fold_bn: bool = True):
+def build(method: str, backbone: str, frames: int, ratio: float | None, channels_last: bool, fold_bn: bool = True,
+          prepack: bool = True):
+    """An eval-mode model of the latency table; every model gets the same inference rewrites (BN folded into
+    the convs, oneDNN weights prepacked for channels-last input), so the ratios stay fair."""
     net = build_video_model(method, backbone, num_classes=174, num_segments=frames).eval()
     if ratio is not None:  # realised ratio r on average over the masks, to a frame (5, 5, 4, ... of 12 at 0.4)
         net.set_forced_ratio(forced_ratios(ratio, frames, net.num_masks))
     if fold_bn:
-        fold_batchnorm(net)  # every model alike, so the ratios stay fair
+        fold_batchnorm(net)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
+        if prepack:
+            prepack_convs(net)
     return net
 
 
@@ -190,6 +197,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.4, 0.5, 0.8, 1.0])
     ap.add_argument("--no-channels-last", action="store_true")
+    ap.add_argument("--no-prepack", action="store_true",
+                    help="convs reorder their weights on every call (F.conv2d) instead of once per input shape")
     ap.add_argument("--train-rounds", type=int, default=10, help="0 skips the training-step benchmark")
     ap.add_argument("--train-batch", type=int, default=1)
     ap.add_argument("--train-warmup", type=int, default=3, help="untimed training steps per model first")
@@ -217,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [r for r in latency_rows(args.ratios) if not args.only or r[0] in args.only or r[0] == REFERENCE]
     nets, gmacs = {}, {}
     for name, method, backbone, ratio in rows:
-        net = build(method, backbone, args.frames, ratio, not args.no_channels_last)
+        net = build(method, backbone, args.frames, ratio, not args.no_channels_last, prepack=not args.no_prepack)
         prof = profile_macs(net, args.frames, input_size=args.size)
         gmacs[name] = prof.gmacs(net.forced_ratio if ratio is not None else 1.0)  # the frames really computed
         nets[name] = net
@@ -230,6 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
                          f"torch {torch.__version__}",
               "started": started, "allocator": args.allocator, "frames": args.frames, "size": args.size,
+              "prepack": any(isinstance(m, PrepackedConv2d) for n in nets.values() for m in n.modules()),
               "rounds": args.rounds,
               "latency": {}}
     print(f"\nlatency per video, batch 1, {args.frames}x{args.size}², {args.threads} threads, "

@@ -1,11 +1,11 @@
 """Run-to-run spread of `make bench`: `python -m src.bench_runs [experiments/S5/runs/*.json] [--out F.md]`.
 
 Every `make bench` also keeps its JSON under experiments/S5/runs/. This groups those runs by setting
-(allocator, frames, size, machine: CPU, cores, threads, torch) and, per latency row and per training layout,
-gives the ratio to the reference (ratio of medians) over the runs as min / median / max, next to the noise each
-run reports itself: the min / max of its per-round paired ratios. `within noise` says whether every run's ratio
-lies inside every other run's per-round [min, max], i.e. whether one run reproduces another within the noise
-the other reported.
+(allocator, frames, size, machine: CPU, cores, threads, torch; prepacked convs or not) and, per latency row and
+per training layout, gives the ratio to the reference (ratio of medians) over the runs as min / median / max,
+next to the noise each run reports itself: the min / max of its per-round paired ratios. `within noise` says
+whether every run's ratio lies inside every other run's per-round [min, max], i.e. whether one run reproduces
+another within the noise the other reported.
 """
 
 from __future__ import annotations
@@ -47,9 +47,11 @@ def spread(entries: list[dict]) -> dict:
 
 
 def setting(run: dict) -> str:
-    """What must match for two runs' ratios to be comparable: allocator, clip size, machine and threads."""
+    """What must match for two runs' ratios to be comparable: allocator, clip size, machine and threads, and
+    whether the convs ran on prepacked weights (runs before 2026-12-02 night have no `prepack` key: they did not)."""
     return (f"{run.get('allocator', 'default')} allocator, {run.get('frames', '?')} frames, "
-            f"{run.get('size', '?')}², {run.get('machine', 'unknown machine')}")
+            f"{run.get('size', '?')}², {run.get('machine', 'unknown machine')}"
+            f"{', prepacked convs' if run.get('prepack') else ''}")
 
 
 def summarise(runs: list[dict]) -> dict[str, dict[str, dict]]:

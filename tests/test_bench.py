@@ -34,6 +34,7 @@ def test_bench_rows_ratios_and_json(tmp_path, capsys):
     assert json.loads(kept[0].read_text()) == res
     # the ISA torch dispatches to is part of the machine, so runs on AVX2 and AVX-512 hosts are never pooled
     assert f"({torch.backends.cpu.get_cpu_capability()}), " in res["machine"]
+    assert res["prepack"] is torch.backends.mkldnn.is_available()  # every model's convs alike
 
 
 def test_kept_runs_are_never_overwritten(tmp_path):

@@ -7,7 +7,7 @@ from src.models import build_video_model
 from src.models.afnet import build_afnet
 from src.models.afnet.fusion import blend_upsampled
 from src.models.frame_ops import add_frames_, copy_frames_, gather_shifted, select_frames
-from src.models.inference import fold_batchnorm
+from src.models.inference import PrepackedConv2d, fold_batchnorm, mkldnn_prepack_available, prepack_convs
 from src.models.temporal_shift import temporal_shift
 from tests.test_afnet import randomise
 
@@ -55,6 +55,62 @@ def test_fold_batchnorm_keeps_outputs_and_removes_every_bn(method, backbone):
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     with pytest.raises(RuntimeError, match="eval"):
         fold_batchnorm(net.train())
+
+
+needs_mkldnn = pytest.mark.skipif(not mkldnn_prepack_available(), reason="this torch build has no oneDNN")
+
+
+def packed_shapes(net) -> int:
+    """How many (conv, input shape) pairs hold a packed weight."""
+    return sum(len(m.__dict__.get("_packed", {})) - ("stamp" in m.__dict__.get("_packed", {}))
+               for m in net.modules() if isinstance(m, PrepackedConv2d))
+
+
+@needs_mkldnn
+@pytest.mark.parametrize("method,backbone", [("tsm", "r50"), ("afnet_tsm", "r50"), ("afnet", "r18"),
+                                             ("afnet_tsm", "mbv3")])
+def test_prepacked_convs_keep_outputs_and_pack_once_per_shape(method, backbone):
+    net = randomise(build_video_model(method, backbone, num_classes=10, num_segments=4)).eval()
+    fold_batchnorm(net)
+    net = net.to(memory_format=CL)
+    x = torch.randn(4, 3, 64, 64).contiguous(memory_format=CL)
+    with torch.inference_mode():
+        want = net(x).logits
+        n = prepack_convs(net)
+        got = net(x).logits
+        packed = packed_shapes(net)
+        again = net(x).logits
+    assert n > 0 and packed > 0 and packed_shapes(net) == packed  # the second forward packs nothing new
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(again, got, rtol=0, atol=0)
+    # the navigation heads keep their matrix-product forward
+    assert not any(type(m).__name__ == "VectorConv2d" and isinstance(m, PrepackedConv2d) for m in net.modules())
+    with pytest.raises(RuntimeError, match="eval"):
+        prepack_convs(net.train())
+
+
+@needs_mkldnn
+def test_prepacked_conv_repacks_after_a_weight_change_and_falls_back_elsewhere():
+    """A new state dict (or any in-place update) is never served stale packed weights; NCHW input and autograd
+    take F.conv2d, with gradients."""
+    g = torch.Generator().manual_seed(0)
+    conv = torch.nn.Conv2d(8, 16, 3, padding=1, groups=2).eval()
+    other = torch.nn.Conv2d(8, 16, 3, padding=1, groups=2)
+    x = torch.randn(2, 8, 9, 9, generator=g).contiguous(memory_format=CL)
+    prepack_convs(conv)
+    with torch.inference_mode():
+        conv(x)
+        conv.load_state_dict(other.state_dict())
+        got = conv(x)
+    torch.testing.assert_close(got, other(x).detach(), rtol=1e-5, atol=1e-6)
+    plain = torch.randn(2, 8, 9, 9, generator=g)
+    with torch.inference_mode():
+        assert packed_shapes(conv) == 1
+        torch.testing.assert_close(conv(plain), other(plain).detach(), rtol=1e-5, atol=1e-6)
+        assert packed_shapes(conv) == 1  # NCHW took F.conv2d
+    xg = x.clone().requires_grad_()
+    conv(xg).sum().backward()
+    assert xg.grad is not None and conv.weight.grad is not None
 
 
 @pytest.mark.parametrize("backbone", ["r50", "r18", "mbv3"])

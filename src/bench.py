@@ -41,7 +41,7 @@ import torch
 from src.models import build_video_model
 from src.models.afnet.af_resnet import forced_ratios
 from src.models.flops import profile_macs
-from src.models.inference import PrepackedConv2d, fold_batchnorm, prepack_convs
+from src.models.inference import PrepackedConv2d, channels_last_clip, prepare_for_inference
 
 REFERENCE = "tsm_r50"
 
@@ -56,18 +56,12 @@ def latency_rows(ratios: list[float]) -> list[tuple[str, str, str, float | None]
 
 def build(method: str, backbone: str, frames: int, ratio: float | None, channels_last: bool, fold_bn: bool = True,
           prepack: bool = True):
-    """An eval-mode model of the latency table; every model gets the same inference rewrites (BN folded into
-    the convs, oneDNN weights prepacked for channels-last input), so the ratios stay fair."""
+    """An eval-mode model of the latency table, with the same inference rewrites as every other row
+    (`prepare_for_inference`: BN folded, channels-last, prepacked conv weights), so the ratios stay fair."""
     net = build_video_model(method, backbone, num_classes=174, num_segments=frames).eval()
     if ratio is not None:  # realised ratio r on average over the masks, to a frame (5, 5, 4, ... of 12 at 0.4)
         net.set_forced_ratio(forced_ratios(ratio, frames, net.num_masks))
-    if fold_bn:
-        fold_batchnorm(net)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-        if prepack:
-            prepack_convs(net)
-    return net
+    return prepare_for_inference(net, channels_last, fold_bn, prepack)
 
 
 def minor_faults() -> int:
@@ -112,7 +106,7 @@ def train_step_times(frames: int, size: int, batch: int, rounds: int, channels_l
     x = torch.randn(batch, frames, 3, size, size)
     if channels_last:
         nets = {k: n.to(memory_format=torch.channels_last) for k, n in nets.items()}
-        x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last)  # folded (N*T, 3, H, W)
+        x = channels_last_clip(x)
     opts = {k: torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for k, n in nets.items()}
     y = torch.randint(0, 174, (batch,))
     times = {k: [] for k in nets}
@@ -232,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
         nets[name] = net
     clip = torch.randn(args.frames, 3, args.size, args.size)  # one video, folded (T, 3, H, W)
     if not args.no_channels_last:
-        clip = clip.contiguous(memory_format=torch.channels_last)
+        clip = channels_last_clip(clip)
     times, faults = time_interleaved(nets, clip, args.rounds, args.warmup)
 
     ref = statistics.median(times[REFERENCE])

@@ -3,7 +3,8 @@
 The run's training config is recomposed from the overrides saved in the checkpoint (or, for a converted
 official checkpoint, from its `suite_model` entry); any override not in conf/eval.yaml applies on top of
 it, e.g. `dataset.test_num_crops=3`, `model.eval_gumbel_noise=true repeats=5`, `data_root=/data`.
-Prints top-1/top-5 (or mAP), realised ratio, GFLOPs and latency per video, then one JSON line.
+Prints top-1/top-5 (or mAP), realised ratio, GFLOPs and latency per video (on CPU with the inference rewrites
+of `make bench`), then one JSON line.
 """
 
 from __future__ import annotations
@@ -40,19 +41,29 @@ def split_args(argv: list[str]) -> tuple[dict, list[str]]:
 def compose_run_config(ckpt: dict, user_overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
-    hp = ckpt.get("hyper_parameters", {})
-    saved = list(hp.get("run_overrides") or [])
-    if not saved and "suite_model" in ckpt:
+    saved = (ckpt.get("hyper_parameters") or {}).get("run_overrides")
+    if saved is None and "suite_model" in ckpt:  # a converted official checkpoint: no training run behind it
         m = ckpt["suite_model"]
         saved = [f"model={m['method']}", f"backbone={m['backbone']}", f"num_segments={m['num_segments']}"]
+        saved += [f"backbone.options.{k}={m[k]}" for k in ("width", "width_mult") if k in m]
+        if "mask_mode" in m and str(m["method"]).startswith("afnet"):
+            saved.append(f"model.mask_mode={m['mask_mode']}")
+    # an empty list is a run with no overrides (the quick start): the defaults rebuild it, backbone width included
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=saved + user_overrides, return_hydra_config=False)
+        return compose("train", overrides=list(saved or []) + user_overrides, return_hydra_config=False)
 
 
 def latency_ms(net, clip, repeats: int) -> float:
-    """Median wall time (ms) of a batch-1 forward in inference mode; clip: (1, T, 3, H, W)."""
+    """Median wall time (ms) of a batch-1 forward in inference mode; clip: (1, T, 3, H, W). On CPU the net runs
+    as `make bench` runs it: a copy with BN folded, channels-last and prepacked conv weights."""
+    import copy
+
     import torch
 
+    from src.models.inference import channels_last_clip, prepare_for_inference
+
+    if next(net.parameters()).device.type == "cpu":
+        net, clip = prepare_for_inference(copy.deepcopy(net)), channels_last_clip(clip)
     times = []
     with torch.inference_mode():
         net(clip)  # warm-up

@@ -86,6 +86,24 @@ def test_cli_trains_checkpoints_and_evaluates(tiny_data_root, tmp_path):
     assert n["protocol"] == "noisy" and n["repeats"] == 3 and "top1_std" in n
 
 
+def test_eval_recomposes_the_run_config_from_the_checkpoint():
+    """A run with no overrides (the quick start) is rebuilt from the defaults, its narrow default backbone
+    included; a converted official checkpoint (no training run) from its `suite_model`, with its mask mode."""
+    from src.eval import compose_run_config
+
+    quick = {"hyper_parameters": {"run_overrides": []},
+             "suite_model": {"method": "afnet_tsm", "backbone": "r18", "width": 16, "num_segments": 8}}
+    cfg = compose_run_config(quick, [])
+    assert (cfg.backbone.name, cfg.backbone.options.width, cfg.model.method) == ("r18", 16, "afnet_tsm")
+    trained = {"hyper_parameters": {"run_overrides": ["backbone=r34", "num_segments=4"]}, "suite_model": {}}
+    cfg = compose_run_config(trained, ["rt=0.25"])
+    assert (cfg.backbone.name, cfg.backbone.options.width, cfg.num_segments, cfg.rt) == ("r34", 64, 4, 0.25)
+    official = {"suite_model": {"method": "afnet", "backbone": "r50", "num_segments": 12, "mask_mode": "input"}}
+    for extra in ([], ["model.mask_mode=input"]):  # the README's command names the mode too
+        cfg = compose_run_config(official, extra)
+        assert (cfg.backbone.name, cfg.num_segments, cfg.model.mask_mode) == ("r50", 12, "input")
+
+
 def test_multirun_writes_separate_self_describing_folders(tiny_data_root, tmp_path):
     logs = tmp_path / "logs"
     proc = cli(["-m", "src.train", "--multirun", "model=tsn,tsm", *tiny_overrides(tiny_data_root),

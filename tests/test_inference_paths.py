@@ -7,7 +7,14 @@ from src.models import build_video_model
 from src.models.afnet import build_afnet
 from src.models.afnet.fusion import blend_upsampled
 from src.models.frame_ops import add_frames_, copy_frames_, gather_shifted, select_frames
-from src.models.inference import PrepackedConv2d, fold_batchnorm, mkldnn_prepack_available, prepack_convs
+from src.models.inference import (
+    PrepackedConv2d,
+    channels_last_clip,
+    fold_batchnorm,
+    mkldnn_prepack_available,
+    prepack_convs,
+    prepare_for_inference,
+)
 from src.models.temporal_shift import temporal_shift
 from tests.test_afnet import randomise
 
@@ -87,6 +94,21 @@ def test_prepacked_convs_keep_outputs_and_pack_once_per_shape(method, backbone):
     assert not any(type(m).__name__ == "VectorConv2d" and isinstance(m, PrepackedConv2d) for m in net.modules())
     with pytest.raises(RuntimeError, match="eval"):
         prepack_convs(net.train())
+
+
+@needs_mkldnn
+def test_prepare_for_inference_keeps_the_eval_outputs():
+    """What make bench and src.eval time is the eval model, rewritten: BN folded, channels-last, prepacked."""
+    net = randomise(build_video_model("afnet_tsm", "r50", num_classes=10, num_segments=4)).eval()
+    clip = torch.randn(1, 4, 3, 64, 64)
+    with torch.inference_mode():
+        want = net(clip).logits
+        fast = prepare_for_inference(net)
+        got = fast(channels_last_clip(clip)).logits
+    assert channels_last_clip(clip).shape == (4, 3, 64, 64) and channels_last_clip(clip).is_contiguous(memory_format=CL)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, PrepackedConv2d) for m in fast.modules())
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 @needs_mkldnn

@@ -91,3 +91,11 @@ def test_default_run_learns_the_built_in_dataset(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(next((tmp_path / "logs").rglob("summary.json")).read_text())
     assert summary["best"]["metric"] >= 3 * 100 / 6  # 6 classes
+    # and its checkpoint evaluates as it was trained (no overrides saved: the defaults rebuild the net)
+    ckpt = next((tmp_path / "logs").rglob("last.ckpt"))
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
+    ev = subprocess.run([sys.executable, "-m", "src.eval", f"ckpt_path={ckpt}", f"data_root={tmp_path / 'data'}",
+                         "latency_videos=2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    result = json.loads(ev.stdout.strip().splitlines()[-1])
+    assert result["top1"] == pytest.approx(summary["final"]["val/top1"], abs=1e-4) and result["latency_ms"] > 0

@@ -73,13 +73,16 @@ class PrepackedConv2d(nn.Conv2d):
     forward: (B, C_in, H, W) -> (B, C_out, H', W'); channels-last float32 CPU inputs without autograd run
     oneDNN's convolution on the cached packed weight (output channels-last, as `F.conv2d` gives); any other
     input takes `F.conv2d`. The cache is dropped when the weight or bias changes (a version or storage check),
-    so a later `load_state_dict` or optimiser step cannot be served stale weights.
+    so a later `load_state_dict` or optimiser step cannot be served stale weights (parameters created under
+    `torch.inference_mode` have no version counter: for them only a new storage is seen).
     """
 
     _packed: dict
 
     def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
-        stamp = tuple((p.data_ptr(), p._version) for p in (self.weight, self.bias) if p is not None)
+        # inference tensors (made under torch.inference_mode) keep no version counter: their storage stands in
+        stamp = tuple((p.data_ptr(), 0 if p.is_inference() else p._version)
+                      for p in (self.weight, self.bias) if p is not None)
         cache = self.__dict__.setdefault("_packed", {})
         if cache.get("stamp") != stamp:
             cache.clear()
@@ -114,3 +117,24 @@ def prepack_convs(model: nn.Module) -> int:
     for m in convs:
         m.__class__ = PrepackedConv2d
     return len(convs)
+
+
+def prepare_for_inference(model: nn.Module, channels_last: bool = True, fold_bn: bool = True,
+                          prepack: bool = True) -> nn.Module:
+    """`model` in eval mode with the CPU inference rewrites, in place: BN folded into the convs, channels-last
+    memory, conv weights prepacked (the last only with channels-last). Returns the model (`.to` may rebind it).
+    The same rewrites for every model, so that latencies compare fair (`make bench`, `src.eval`); the result is
+    for inference only. Feed it channels-last folded clips (`channels_last_clip`)."""
+    model.eval()
+    if fold_bn:
+        fold_batchnorm(model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        if prepack:
+            prepack_convs(model)
+    return model
+
+
+def channels_last_clip(clip: torch.Tensor) -> torch.Tensor:
+    """(N, T, 3, H, W) or (N*T, 3, H, W) -> (N*T, 3, H, W) in channels-last memory, the models' folded input."""
+    return (clip.flatten(0, 1) if clip.dim() == 5 else clip).contiguous(memory_format=torch.channels_last)

@@ -1,5 +1,8 @@
 """Inference speed paths keep the numbers: BN folding, channels-last frame gathers, in-place sums."""
 
+import copy
+import io
+
 import pytest
 import torch
 
@@ -133,6 +136,12 @@ def test_prepacked_conv_repacks_after_a_weight_change_and_falls_back_elsewhere()
     xg = x.clone().requires_grad_()
     conv(xg).sum().backward()
     assert xg.grad is not None and conv.weight.grad is not None
+    twin = copy.deepcopy(conv)  # after use: the packed weights stay behind, the copy packs its own
+    buf = io.BytesIO()
+    torch.save(conv, buf)
+    with torch.inference_mode():
+        torch.testing.assert_close(twin(x), got, rtol=0, atol=0)
+        assert packed_shapes(twin) == 1
 
 
 @pytest.mark.parametrize("backbone", ["r50", "r18", "mbv3"])

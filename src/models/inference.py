@@ -77,7 +77,12 @@ class PrepackedConv2d(nn.Conv2d):
     `torch.inference_mode` have no version counter: for them only a new storage is seen).
     """
 
-    _packed: dict
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the packed weights out (oneDNN's opaque tensors have no storage to copy);
+        the copy packs its own on first use."""
+        state = self.__dict__.copy()
+        state.pop("_packed", None)
+        return state
 
     def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
         # inference tensors (made under torch.inference_mode) keep no version counter: their storage stands in

@@ -8,7 +8,8 @@ to TSM-R50 (paired, robust to a shared machine's slow phases), and the median mi
 realised selection ratio deterministically: top-k frames per block, k spread over the blocks so that the
 frames computed average exactly r*T (`forced_ratios`), GMACs counted at those per-block ratios. Every model
 gets the same inference rewrites: BN folded into its convs, channels-last, conv weights prepacked for oneDNN
-once per input shape (`--no-prepack`: reordered on every call, as `F.conv2d` does).
+once per input shape (`--no-prepack`: reordered on every call, as `F.conv2d` does), ResNet stems run a few
+frames at a time (`--stem-chunk 0`: the whole clip at once, whose 38.5 MB conv output is mapped afresh per call).
 Then a training-step benchmark (forward + backward + SGD step, masked path) of AFNet-R50 against TSN-R50.
 The last line printed is one JSON object with every figure.
 
@@ -41,7 +42,7 @@ import torch
 from src.models import build_video_model
 from src.models.afnet.af_resnet import forced_ratios
 from src.models.flops import profile_macs
-from src.models.inference import PrepackedConv2d, channels_last_clip, prepare_for_inference
+from src.models.inference import STEM_CHUNK_FRAMES, PrepackedConv2d, channels_last_clip, prepare_for_inference
 
 REFERENCE = "tsm_r50"
 
@@ -55,13 +56,14 @@ def latency_rows(ratios: list[float]) -> list[tuple[str, str, str, float | None]
 
 
 def build(method: str, backbone: str, frames: int, ratio: float | None, channels_last: bool, fold_bn: bool = True,
-          prepack: bool = True):
+          prepack: bool = True, stem_chunk_frames: int = STEM_CHUNK_FRAMES):
     """An eval-mode model of the latency table, with the same inference rewrites as every other row
-    (`prepare_for_inference`: BN folded, channels-last, prepacked conv weights), so the ratios stay fair."""
+    (`prepare_for_inference`: BN folded, channels-last, prepacked conv weights, frame-chunked ResNet stems), so
+    the ratios stay fair."""
     net = build_video_model(method, backbone, num_classes=174, num_segments=frames).eval()
     if ratio is not None:  # realised ratio r on average over the masks, to a frame (5, 5, 4, ... of 12 at 0.4)
         net.set_forced_ratio(forced_ratios(ratio, frames, net.num_masks))
-    return prepare_for_inference(net, channels_last, fold_bn, prepack)
+    return prepare_for_inference(net, channels_last, fold_bn, prepack, stem_chunk_frames)
 
 
 def minor_faults() -> int:
@@ -193,6 +195,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-channels-last", action="store_true")
     ap.add_argument("--no-prepack", action="store_true",
                     help="convs reorder their weights on every call (F.conv2d) instead of once per input shape")
+    ap.add_argument("--stem-chunk", type=int, default=STEM_CHUNK_FRAMES,
+                    help="frames per chunk of the ResNet stems (conv, ReLU, max-pool, per frame); 0: whole clips")
     ap.add_argument("--train-rounds", type=int, default=10, help="0 skips the training-step benchmark")
     ap.add_argument("--train-batch", type=int, default=1)
     ap.add_argument("--train-warmup", type=int, default=3, help="untimed training steps per model first")
@@ -208,6 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                   "`python -m src.bench_runs` summarises)")
     args = ap.parse_args(argv)
     for flag, value, least in (("--rounds", args.rounds, 1), ("--warmup", args.warmup, 0),
+                               ("--stem-chunk", args.stem_chunk, 0),
                                ("--train-rounds", args.train_rounds, 0), ("--train-warmup", args.train_warmup, 0)):
         if value < least:
             ap.error(f"{flag} {value}: must be at least {least}")
@@ -220,7 +225,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [r for r in latency_rows(args.ratios) if not args.only or r[0] in args.only or r[0] == REFERENCE]
     nets, gmacs = {}, {}
     for name, method, backbone, ratio in rows:
-        net = build(method, backbone, args.frames, ratio, not args.no_channels_last, prepack=not args.no_prepack)
+        net = build(method, backbone, args.frames, ratio, not args.no_channels_last, prepack=not args.no_prepack,
+                    stem_chunk_frames=args.stem_chunk)
         prof = profile_macs(net, args.frames, input_size=args.size)
         gmacs[name] = prof.gmacs(net.forced_ratio if ratio is not None else 1.0)  # the frames really computed
         nets[name] = net
@@ -234,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
                          f"torch {torch.__version__}",
               "started": started, "allocator": args.allocator, "frames": args.frames, "size": args.size,
               "prepack": any(isinstance(m, PrepackedConv2d) for n in nets.values() for m in n.modules()),
-              "rounds": args.rounds,
+              "stem_chunk_frames": args.stem_chunk, "rounds": args.rounds,
               "latency": {}}
     print(f"\nlatency per video, batch 1, {args.frames}x{args.size}², {args.threads} threads, "
           f"{args.rounds} interleaved rounds, {args.allocator} allocator")

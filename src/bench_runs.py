@@ -48,10 +48,13 @@ def spread(entries: list[dict]) -> dict:
 
 def setting(run: dict) -> str:
     """What must match for two runs' ratios to be comparable: allocator, clip size, machine and threads, and
-    whether the convs ran on prepacked weights (runs before 2026-12-02 night have no `prepack` key: they did not)."""
+    whether the convs ran on prepacked weights (runs before 2026-12-02 night have no `prepack` key: they did not)
+    and the stems frame-chunked (runs before 2026-12-03 have no `stem_chunk_frames` key: they were not)."""
+    chunk = run.get("stem_chunk_frames", 0)
     return (f"{run.get('allocator', 'default')} allocator, {run.get('frames', '?')} frames, "
             f"{run.get('size', '?')}², {run.get('machine', 'unknown machine')}"
-            f"{', prepacked convs' if run.get('prepack') else ''}")
+            f"{', prepacked convs' if run.get('prepack') else ''}"
+            f"{f', stems in {chunk}-frame chunks' if chunk else ''}")
 
 
 def summarise(runs: list[dict]) -> dict[str, dict[str, dict]]:

@@ -114,6 +114,32 @@ def test_prepare_for_inference_keeps_the_eval_outputs():
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("method,backbone", [("tsm", "r50"), ("tsn", "r18"), ("afnet_tsm", "r50")])
+def test_frame_chunked_stem_gives_the_same_logits_in_eval_only(method, backbone):
+    """prepare_for_inference runs the ResNet stems 4 frames at a time: bit-equal logits for 3 videos of 4 frames
+    (chunks that straddle videos); a training-mode forward ignores the setting (BN uses batch statistics)."""
+    from src.models.inference import set_stem_chunk_frames
+
+    net = randomise(build_video_model(method, backbone, num_classes=10, num_segments=4, width=8)).eval()
+    clip = torch.randn(3, 4, 3, 64, 64, generator=torch.Generator().manual_seed(9))
+    calls = []
+    stem_owner = net.trunk if hasattr(net, "trunk") else net
+    if isinstance(stem_owner.stem, torch.nn.Module):  # AF-ResNet: an nn.Sequential
+        stem_owner.stem.register_forward_pre_hook(lambda mod, args: calls.append(args[0].shape[0]))
+    else:  # ResNet: a method
+        stem = stem_owner.stem
+        stem_owner.stem = lambda x: calls.append(x.shape[0]) or stem(x)
+    with torch.inference_mode():
+        want = net(clip).logits
+        assert calls == [12] and set_stem_chunk_frames(net, 5) == 1
+        got = net(clip).logits
+    assert calls[1:] == [5, 5, 2]
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    net.train()
+    net(clip)
+    assert calls[4:] == [12]
+
+
 @needs_mkldnn
 def test_prepacked_conv_repacks_after_a_weight_change_and_falls_back_elsewhere():
     """A new state dict (or any in-place update) is never served stale packed weights; NCHW input and autograd
@@ -211,6 +237,62 @@ def test_frame_gated_add_gradients_equal_autograd(channels_last):
     assert_same_outputs_and_grads(frame_gated_add, lambda s, m, x: s + m * x, (skip, gate, f), atol=1e-4)
     gate64 = gate.double().requires_grad_()
     torch.autograd.gradcheck(frame_gated_add, (skip.double().requires_grad_(), gate64, f.double().requires_grad_()))
+
+
+@pytest.mark.parametrize("gate", [[1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_hard_gated_sum_into_the_residual_equals_autograd(channels_last, relu, gate):
+    """With a hard gate and a residual output handed over, act(skip + m F) is written into F's memory, and
+    the values and gradients (skip, m, F) are those of the plain expression."""
+    from src.models.afnet.blocks import frame_gated_add
+
+    act = torch.relu if relu else (lambda y: y)
+    g = torch.Generator().manual_seed(6)
+    skip, f = torch.randn(4, 6, 5, 5, generator=g), torch.randn(4, 6, 5, 5, generator=g)
+    m = torch.tensor(gate).view(4, 1, 1, 1)
+    if channels_last:
+        skip, f = skip.contiguous(memory_format=CL), f.contiguous(memory_format=CL)
+    written = []
+
+    def fused(s, m, f):
+        fresh = f * 1.0  # a residual output: not a leaf, nothing else reads it
+        out = frame_gated_add(s, m, fresh, relu, own_f=True)
+        written.append(out.data_ptr() == fresh.data_ptr())
+        return out
+
+    assert_same_outputs_and_grads(fused, lambda s, m, x: act(s + m * x), (skip, m, f), atol=1e-4)
+    assert all(written)
+    dbl = tuple(t.double().requires_grad_() for t in (skip, m, f))
+    torch.autograd.gradcheck(fused, dbl)
+
+
+def test_masked_training_gradients_equal_with_and_without_the_in_place_gated_sum(monkeypatch):
+    """A masked-path training forward and backward of AF-ResNet-50 (Gumbel masks, some frames skipped) gives the
+    same loss and parameter gradients whether the focal sums are built in place or by plain autograd."""
+    import src.models.afnet.blocks as blocks
+
+    net = randomise(build_video_model("afnet", "r50", num_classes=10, num_segments=4, width=8,
+                                      focal_compute="masked"))
+    net.train()
+    clip = torch.randn(2, 4, 3, 64, 64, generator=torch.Generator().manual_seed(7))
+    results = []
+    for fused in (True, False):
+        monkeypatch.setattr(blocks, "is_hard_frame_gate", blocks.is_hard_frame_gate if fused else lambda g: False)
+        copy_ = copy.deepcopy(net)
+        torch.manual_seed(8)  # the same Gumbel noise
+        out = copy_(clip)
+        masks = torch.cat([m.view(-1) for m in out.masks])
+        loss = out.logits.logsumexp(1).sum() + masks.mean()
+        loss.backward()
+        results.append((loss.detach(), masks.detach(), {n: p.grad for n, p in copy_.named_parameters()}))
+    (l1, m1, g1), (l2, m2, g2) = results
+    assert 0 < m1.mean() < 1  # some frames skipped, some selected
+    torch.testing.assert_close(m1, m2, rtol=0, atol=0)
+    torch.testing.assert_close(l1, l2, rtol=1e-6, atol=1e-6)
+    assert g1.keys() == g2.keys()
+    for name in g1:
+        torch.testing.assert_close(g1[name], g2[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
 @pytest.mark.parametrize("relu", [False, True])

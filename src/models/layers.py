@@ -22,7 +22,8 @@ class ShortcutPool(nn.AvgPool2d):
         self._kernels: dict = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        key = (x.shape[1], x.dtype, x.device)
+        # a kernel made under inference_mode is an inference tensor, which autograd refuses to save: one per mode
+        key = (x.shape[1], x.dtype, x.device, torch.is_inference_mode_enabled())
         if key not in self._kernels:
             self._kernels[key] = torch.full((x.shape[1], 1, 3, 3), 1 / 9, dtype=x.dtype, device=x.device)
         return F.conv2d(x, self._kernels[key], None, self.stride, 1, groups=x.shape[1])

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from src.models.checkpoints import load_matching  # noqa: F401  (re-exported)
+from src.models.frame_ops import frame_chunked
 from src.models.temporal_shift import TemporalShift, temporal_shift_
 
 
@@ -102,7 +103,11 @@ class ResNet(nn.Module):
     stage widths are width * (1, 2, 4, 8). shift / num_segments: TSM residual shift in every block over clips
     of num_segments consecutive images (B = N*T). num_classes=0 leaves `fc` an Identity.
     zero_init_residual: the last BN of every block starts at gamma=0 (off, as the standard model).
+    stem_chunk_frames: in eval mode, run the stem (conv, BN, ReLU, max-pool; per frame) on chunks of this many
+    frames (`frame_chunked`; 0: all at once), set by `prepare_for_inference`.
     """
+
+    stem_chunk_frames = 0
 
     def __init__(self, depth: int = 50, width: int = 64, num_classes: int = 1000, shift: bool = False,
                  num_segments: int = 8, zero_init_residual: bool = False):
@@ -137,9 +142,13 @@ class ResNet(nn.Module):
                 if isinstance(m, (Bottleneck, BasicBlock)):
                     nn.init.zeros_((m.bn3 if isinstance(m, Bottleneck) else m.bn2).weight)
 
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, width, H/4, W/4): conv 7x7/2, BN, ReLU, max-pool 3x3/2."""
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, out_channels) after global average pooling."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = frame_chunked(self.stem, x, 0 if self.training else self.stem_chunk_frames)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.avgpool(x), 1)
 

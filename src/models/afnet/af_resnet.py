@@ -37,6 +37,7 @@ from torch import nn
 from src.models.afnet.blocks import FocalResidual, Residual, conv_bn
 from src.models.afnet.fusion import AddFusion, DynamicFusion
 from src.models.afnet.navigation import Navigation
+from src.models.frame_ops import frame_chunked
 from src.models.output import VideoOutput
 from src.models.video import consensus, fold_frames
 
@@ -114,7 +115,11 @@ class AFResNet(nn.Module):
     focal_compute: "auto" (masked in training, sliced in eval) | "masked" | "sliced".
     selection: "hard" (Gumbel) | "soft" (Table S4: sigmoid weights, all frames computed, no ratio loss).
     nav_init_bias: initial (skip, select) navigation bias, (1, 10) as the official code.
+    stem_chunk_frames: in eval mode, run the stem on chunks of this many frames (`frame_chunked`; 0: all at
+    once), set by `prepare_for_inference`.
     """
+
+    stem_chunk_frames = 0
 
     def __init__(self, depth: int = 50, num_classes: int = 1000, num_segments: int = 8, width: int = 64,
                  shift: bool = False, selection: str = "hard", fusion: str = "dynamic", mask_mode: str = "output",
@@ -167,7 +172,7 @@ class AFResNet(nn.Module):
         if soft:
             sliced = False  # every frame is computed, weighted
         noise = self.training or self.eval_gumbel_noise
-        x = self.stem(x)
+        x = frame_chunked(self.stem, x, 0 if self.training else self.stem_chunk_frames)
         masks, spatial = [], []
         for stage in self.stages:
             x, m, s = stage(x, self.tau, noise, self.forced_ratio, soft, sliced, self.mask_mode)

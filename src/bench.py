@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
                     help="convs reorder their weights on every call (F.conv2d) instead of once per input shape")
     ap.add_argument("--stem-chunk", type=int, default=STEM_CHUNK_FRAMES,
                     help="frames per chunk of the ResNet stems (conv, ReLU, max-pool, per frame); 0: whole clips")
-    ap.add_argument("--train-rounds", type=int, default=10, help="0 skips the training-step benchmark")
+    ap.add_argument("--train-rounds", type=int, default=16, help="0 skips the training-step benchmark")
     ap.add_argument("--train-batch", type=int, default=1)
     ap.add_argument("--train-warmup", type=int, default=3, help="untimed training steps per model first")
     ap.add_argument("--train-layouts", nargs="+", choices=["nchw", "cl"], default=["nchw", "cl"],

@@ -35,6 +35,7 @@ def test_bench_rows_ratios_and_json(tmp_path, capsys):
     # the ISA torch dispatches to is part of the machine, so runs on AVX2 and AVX-512 hosts are never pooled
     assert f"({torch.backends.cpu.get_cpu_capability()}), " in res["machine"]
     assert res["prepack"] is torch.backends.mkldnn.is_available()  # every model's convs alike
+    assert res["stem_chunk_frames"] == 4
 
 
 def test_kept_runs_are_never_overwritten(tmp_path):
@@ -136,6 +137,11 @@ def test_bench_runs_spread_and_within_noise(tmp_path):
     s = summarise(load_runs([*paths, tmp_path / "small.json"]))
     assert s[default]["afnet_tsm_r50@0.40"]["runs"] == 3
     assert s[default.replace("224²", "64²")]["afnet_tsm_r50@0.40"]["runs"] == 1
+    # frame-chunked stems are another setting too (runs before them have no key)
+    (tmp_path / "chunked.json").write_text(json.dumps({**run, "stem_chunk_frames": 4}))
+    s = summarise(load_runs([*paths, tmp_path / "chunked.json"]))
+    assert s[default]["afnet_tsm_r50@0.40"]["runs"] == 3
+    assert s[default + ", stems in 4-frame chunks"]["afnet_tsm_r50@0.40"]["runs"] == 1
 
 
 def test_bench_runs_names_a_bad_file(tmp_path):
@@ -158,7 +164,7 @@ def test_bench_runs_names_a_bad_file(tmp_path):
 
 
 def test_bench_rejects_negative_counts_naming_the_flag(capsys):
-    for flag in ("--train-warmup", "--warmup", "--train-rounds"):
+    for flag in ("--train-warmup", "--warmup", "--train-rounds", "--stem-chunk"):
         with pytest.raises(SystemExit):
             main([flag, "-1"])
         assert f"{flag} -1: must be at least 0" in capsys.readouterr().err

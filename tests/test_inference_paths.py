@@ -116,8 +116,10 @@ def test_prepare_for_inference_keeps_the_eval_outputs():
 
 @pytest.mark.parametrize("method,backbone", [("tsm", "r50"), ("tsn", "r18"), ("afnet_tsm", "r50")])
 def test_frame_chunked_stem_gives_the_same_logits_in_eval_only(method, backbone):
-    """prepare_for_inference runs the ResNet stems 4 frames at a time: bit-equal logits for 3 videos of 4 frames
-    (chunks that straddle videos); a training-mode forward ignores the setting (BN uses batch statistics)."""
+    """With `stem_chunk_frames` set (prepare_for_inference sets 4) the stems run in chunks: bit-equal logits for
+    3 videos of 4 frames in chunks of 5 (chunks that straddle videos). A training-mode forward ignores the setting
+    (BN uses batch statistics), and it works after inference-mode forwards (cached constants such as the ResNet-D
+    pool's kernel must not be inference tensors)."""
     from src.models.inference import set_stem_chunk_frames
 
     net = randomise(build_video_model(method, backbone, num_classes=10, num_segments=4, width=8)).eval()

@@ -149,8 +149,10 @@ class HardGatedAddInto(torch.autograd.Function):
         need_gate = ctx.needs_input_grad[1]
         kept = select_frames(f, off) if need_gate and off.numel() else None  # F of the skipped frames
         out = f.add_(skip)
-        if off.numel():  # skipped frames: out = skip
-            copy_frames_(out, off, select_frames(skip, off))
+        if off.numel():  # skipped frames: out = skip, frame by frame (each one contiguous block)
+            ov, sv = frames_view(out), frames_view(skip)
+            for i in off.tolist():
+                ov[i].copy_(sv[i])
         if relu:
             out.relu_()
         ctx.mark_dirty(f)

@@ -1,9 +1,10 @@
-"""CPU latency benchmark (Table S5 protocol): `python -m src.bench [--threads 2] [--rounds 30]`.
+"""CPU latency benchmark (Table S5 protocol): `python -m src.bench [--threads 2] [--rounds 50]`.
 
 Per-video latency at batch 1, T frames, 224², eval + inference mode, a fixed thread count, models
 interleaved after warm-up (every model once per round, in a shuffled order); medians (with min / max) and
-each model's ratio to TSM-R50 next to its GMACs ratio, plus the median (min / max) of the per-round ratios
-to TSM-R50 (paired, robust to a shared machine's slow phases), and the median minor page faults per video
+each model's ratio to TSM-R50 next to its GMACs ratio, with a 90% bootstrap interval over the rounds
+(`ratio_interval`), plus the median (min / max) of the per-round ratios to TSM-R50 (paired, robust to a
+shared machine's slow phases), and the median minor page faults per video
 (fresh pages touched: the default allocator's cost, which `--allocator keep` removes). AFNet rows force the
 realised selection ratio deterministically: top-k frames per block, k spread over the blocks so that the
 frames computed average exactly r*T (`forced_ratios`), GMACs counted at those per-block ratios. Every model
@@ -184,12 +185,28 @@ def paired_ratios(times: list[float], reference: list[float]) -> dict:
     return {"median": statistics.median(r), "min": min(r), "max": max(r)}
 
 
+def ratio_interval(times: list[float], reference: list[float], level: float = 0.9, resamples: int = 2000,
+                   seed: int = 0) -> dict:
+    """The `level` bootstrap interval of median(times) / median(reference): rounds resampled with replacement,
+    each round's pair kept together (the two ran in the same round), percentiles of the resampled ratios of
+    medians. How far this run's ratio could move from sampling alone (seeded, so reruns on the same figures
+    agree); a different hour of a shared machine can move it further."""
+    pick = random.Random(seed).choices
+    n, ratios = len(times), []
+    for _ in range(resamples):
+        idx = pick(range(n), k=n)
+        ratios.append(statistics.median(times[i] for i in idx) / statistics.median(reference[i] for i in idx))
+    ratios.sort()
+    tail = (1 - level) / 2
+    return {"lo": ratios[int(tail * (resamples - 1))], "hi": ratios[round((1 - tail) * (resamples - 1))]}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.4, 0.5, 0.8, 1.0])
     ap.add_argument("--no-channels-last", action="store_true")
@@ -197,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
                     help="convs reorder their weights on every call (F.conv2d) instead of once per input shape")
     ap.add_argument("--stem-chunk", type=int, default=STEM_CHUNK_FRAMES,
                     help="frames per chunk of the ResNet stems (conv, ReLU, max-pool, per frame); 0: whole clips")
-    ap.add_argument("--train-rounds", type=int, default=16, help="0 skips the training-step benchmark")
+    ap.add_argument("--train-rounds", type=int, default=24, help="0 skips the training-step benchmark")
     ap.add_argument("--train-batch", type=int, default=1)
     ap.add_argument("--train-warmup", type=int, default=3, help="untimed training steps per model first")
     ap.add_argument("--train-layouts", nargs="+", choices=["nchw", "cl"], default=["nchw", "cl"],
@@ -245,15 +262,18 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\nlatency per video, batch 1, {args.frames}x{args.size}², {args.threads} threads, "
           f"{args.rounds} interleaved rounds, {args.allocator} allocator")
     print(f"{'model':<22}{'median ms':>10}{'min':>8}{'max':>8}{'÷ TSM-R50':>11}{'GMACs':>8}{'MAC ratio':>11}"
-          f"{'paired ÷ TSM [min, max]':>27}{'faults':>9}")
+          f"{'90% interval':>16}{'paired ÷ TSM [min, max]':>27}{'faults':>9}")
     for name in nets:
         s = stats(times[name])
         p = paired_ratios(times[name], times[REFERENCE])
-        s.update(ratio_to_tsm=s["median"] / ref, gmacs=gmacs[name], gmacs_ratio=gmacs[name] / gmacs[REFERENCE],
-                 paired_ratio=p, page_faults=int(statistics.median(faults[name])))
+        ci = ratio_interval(times[name], times[REFERENCE])
+        s.update(ratio_to_tsm=s["median"] / ref, ratio_ci90=ci, gmacs=gmacs[name],
+                 gmacs_ratio=gmacs[name] / gmacs[REFERENCE], paired_ratio=p,
+                 page_faults=int(statistics.median(faults[name])))
         result["latency"][name] = s
         print(f"{name:<22}{s['median']:>10.1f}{s['min']:>8.1f}{s['max']:>8.1f}{s['ratio_to_tsm']:>11.3f}"
-              f"{s['gmacs']:>8.2f}{s['gmacs_ratio']:>11.3f}{p['median']:>11.3f} [{p['min']:.3f}, {p['max']:.3f}]"
+              f"{s['gmacs']:>8.2f}{s['gmacs_ratio']:>11.3f}   [{ci['lo']:.3f}, {ci['hi']:.3f}]"
+              f"{p['median']:>11.3f} [{p['min']:.3f}, {p['max']:.3f}]"
               f"{s['page_faults']:>9}")
 
     if args.train_rounds:
@@ -264,12 +284,14 @@ def main(argv: list[str] | None = None) -> dict:
                                   args.train_warmup)
             a, b = stats(tt["afnet_r50"]), stats(tt["tsn_r50"])
             p = paired_ratios(tt["afnet_r50"], tt["tsn_r50"])
+            ci = ratio_interval(tt["afnet_r50"], tt["tsn_r50"])
             result["train_step"][layout] = {"afnet_r50": a, "tsn_r50": b, "ratio": a["median"] / b["median"],
-                                            "paired_ratio": p}
+                                            "ratio_ci90": ci, "paired_ratio": p}
             print(f"\ntraining step (fwd+bwd+SGD), {args.train_batch}x{args.frames}x{args.size}², {layout}: "
                   f"AFNet-R50 {a['median']:.2f} s [{a['min']:.2f}, {a['max']:.2f}], "
                   f"TSN-R50 {b['median']:.2f} s [{b['min']:.2f}, {b['max']:.2f}], "
-                  f"ratio {a['median'] / b['median']:.3f} (paired {p['median']:.3f} [{p['min']:.3f}, {p['max']:.3f}])")
+                  f"ratio {a['median'] / b['median']:.3f}, 90% interval [{ci['lo']:.3f}, {ci['hi']:.3f}] "
+                  f"(paired {p['median']:.3f} [{p['min']:.3f}, {p['max']:.3f}])")
     if args.out:
         write_json(result, args.out)
     if args.runs_dir:

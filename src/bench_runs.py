@@ -5,7 +5,10 @@ Every `make bench` also keeps its JSON under experiments/S5/runs/. This groups t
 per training layout, gives the ratio to the reference (ratio of medians) over the runs as min / median / max,
 next to the noise each run reports itself: the min / max of its per-round paired ratios. `within noise` says
 whether every run's ratio lies inside every other run's per-round [min, max], i.e. whether one run reproduces
-another within the noise the other reported.
+another within the noise the other reported. Runs that carry a 90% bootstrap interval of their ratio
+(`src.bench.ratio_interval`, since 2026-12-03) are also checked: every run's ratio against each of those
+intervals, the stricter test; a "no" there means the machine drifted between runs by more than one run's
+sampling noise.
 """
 
 from __future__ import annotations
@@ -37,13 +40,19 @@ def load_runs(paths: list[Path]) -> list[dict]:
 
 
 def spread(entries: list[dict]) -> dict:
-    """entries: one {"ratio", "paired": {"min", "max"}} per run -> the ratio's min / median / max over the
-    runs, the widest per-round range, and whether each run's ratio is inside every other run's range."""
+    """entries: one {"ratio", "paired": {"min", "max"}, "ci": {"lo", "hi"} or None} per run -> the ratio's
+    min / median / max over the runs, the widest per-round range, whether each run's ratio is inside every
+    other run's range, and over the runs that have a 90% interval (`ci_runs` of them; None where none has):
+    the widest interval and whether every run's ratio is inside each of those intervals."""
     ratios = [e["ratio"] for e in entries]
     inside = all(o["paired"]["min"] <= e["ratio"] <= o["paired"]["max"] for e in entries for o in entries)
+    cis = [e["ci"] for e in entries if e.get("ci")]
     return {"runs": len(entries), "min": min(ratios), "median": statistics.median(ratios), "max": max(ratios),
             "round_min": min(e["paired"]["min"] for e in entries),
-            "round_max": max(e["paired"]["max"] for e in entries), "within_noise": inside}
+            "round_max": max(e["paired"]["max"] for e in entries), "within_noise": inside, "ci_runs": len(cis),
+            "ci_lo": min(c["lo"] for c in cis) if cis else None,
+            "ci_hi": max(c["hi"] for c in cis) if cis else None,
+            "within_ci": all(c["lo"] <= r <= c["hi"] for r in ratios for c in cis) if cis else None}
 
 
 def setting(run: dict) -> str:
@@ -65,10 +74,12 @@ def summarise(runs: list[dict]) -> dict[str, dict[str, dict]]:
         rows: dict[str, list[dict]] = {}
         for r in group:
             for name, v in r["latency"].items():
-                rows.setdefault(name, []).append({"ratio": v["ratio_to_tsm"], "paired": v["paired_ratio"]})
+                rows.setdefault(name, []).append({"ratio": v["ratio_to_tsm"], "paired": v["paired_ratio"],
+                                                  "ci": v.get("ratio_ci90")})
             for layout, v in r.get("train_step", {}).items():
                 if isinstance(v, dict) and "ratio" in v:
-                    rows.setdefault(f"train {layout}", []).append({"ratio": v["ratio"], "paired": v["paired_ratio"]})
+                    rows.setdefault(f"train {layout}", []).append({"ratio": v["ratio"], "paired": v["paired_ratio"],
+                                                                   "ci": v.get("ratio_ci90")})
         out[key] = {name: spread(entries) for name, entries in rows.items()}
     return out
 
@@ -76,14 +87,22 @@ def summarise(runs: list[dict]) -> dict[str, dict[str, dict]]:
 def markdown(summary: dict[str, dict[str, dict]], runs: list[dict]) -> str:
     lines = ["# make bench: spread over runs", "",
              "Ratio to TSM-R50 (latency rows) or to TSN-R50 (training rows) per run, as the ratio of medians; "
-             "`per-round range` is the widest [min, max] of the runs' own per-round paired ratios.", ""]
+             "`per-round range` is the widest [min, max] of the runs' own per-round paired ratios; `90% intervals` "
+             "spans the runs' bootstrap intervals of their ratio (runs since 2026-12-03 04:50 UTC have one), and "
+             "`within 90%` says whether every run's ratio lies inside each of those intervals.", ""]
     for key, rows in summary.items():
         names = [r["run"] for r in runs if setting(r) == key]
         lines += [f"## {key}: {len(names)} run{'s' * (len(names) != 1)}", "", ", ".join(names), "",
-                  "| row | runs | min | median | max | per-round range | within noise |", "|" + "---|" * 7]
+                  "| row | runs | min | median | max | per-round range | within noise | 90% intervals | within 90% |",
+                  "|" + "---|" * 9]
         for name, s in rows.items():
+            ci = "–" if s["ci_lo"] is None else f"[{s['ci_lo']:.3f}, {s['ci_hi']:.3f}]"
+            if s["ci_lo"] is not None and s["ci_runs"] < s["runs"]:
+                ci += f" ({s['ci_runs']} of {s['runs']} runs)"
+            in_ci = "–" if s["within_ci"] is None else ("yes" if s["within_ci"] else "no")
             lines.append(f"| {name} | {s['runs']} | {s['min']:.3f} | {s['median']:.3f} | {s['max']:.3f} | "
-                         f"[{s['round_min']:.3f}, {s['round_max']:.3f}] | {'yes' if s['within_noise'] else 'no'} |")
+                         f"[{s['round_min']:.3f}, {s['round_max']:.3f}] | {'yes' if s['within_noise'] else 'no'} | "
+                         f"{ci} | {in_ci} |")
         lines.append("")
     return "\n".join(lines)
 

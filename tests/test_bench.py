@@ -28,6 +28,9 @@ def test_bench_rows_ratios_and_json(tmp_path, capsys):
     assert lat["tsm_r50"]["paired_ratio"] == {"median": 1.0, "min": 1.0, "max": 1.0}
     p = lat["afnet_tsm_r50@0.50"]["paired_ratio"]
     assert p["min"] <= p["median"] <= p["max"]
+    assert lat["tsm_r50"]["ratio_ci90"] == {"lo": 1.0, "hi": 1.0}
+    for row in [*lat.values(), res["train_step"]["nchw"]]:
+        assert row["ratio_ci90"]["lo"] <= row["ratio_ci90"]["hi"] and row["ratio_ci90"]["lo"] > 0
     assert json.loads(out.read_text()) == json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     kept = list((tmp_path / "runs").glob("*.json"))  # the run's copy, named by its start time and allocator
     assert [f.name for f in kept] == [f"{res['started']}-default.json"]
@@ -77,6 +80,33 @@ def test_paired_ratios_are_per_round():
     assert p == {"median": 1.0, "min": 0.5, "max": 1.5}
 
 
+def test_ratio_interval_is_a_seeded_bootstrap_of_the_ratio_of_medians():
+    """Rounds resampled in pairs: a constant per-round ratio gives a zero-width interval whatever the times;
+    noisy rounds give an interval around the ratio of medians that narrows with more rounds; same seed, same
+    interval."""
+    import random
+    import statistics
+
+    from src.bench import ratio_interval
+
+    ref = [100.0, 300.0, 200.0, 250.0]
+    assert ratio_interval([0.6 * t for t in ref], ref) == pytest.approx({"lo": 0.6, "hi": 0.6})
+    rng = random.Random(1)
+
+    def noisy(n):
+        r = [rng.uniform(250, 350) for _ in range(n)]
+        return [rng.uniform(150, 210) for _ in range(n)], r
+
+    a, r = noisy(20)
+    ci = ratio_interval(a, r)
+    assert ci["lo"] < statistics.median(a) / statistics.median(r) < ci["hi"]
+    assert ratio_interval(a, r) == ci and ratio_interval(a, r, seed=1) != ci
+    a2, r2 = noisy(400)
+    ci2 = ratio_interval(a2, r2)
+    assert ci2["hi"] - ci2["lo"] < (ci["hi"] - ci["lo"]) / 2
+    assert ratio_interval(a, r, level=0.5)["hi"] - ratio_interval(a, r, level=0.5)["lo"] < ci["hi"] - ci["lo"]
+
+
 def test_keep_allocator_runs_in_its_own_process_and_is_recorded(tmp_path):
     """--allocator keep runs in its own process (it changes glibc's malloc for good) and says so in the JSON."""
     import subprocess
@@ -92,9 +122,11 @@ def test_keep_allocator_runs_in_its_own_process_and_is_recorded(tmp_path):
     assert 0 < res["latency"]["afnet_tsm_r50@0.50"]["gmacs_ratio"] < 1
 
 
-def _bench_json(path, allocator, ratio, lo, hi, train=None):
+def _bench_json(path, allocator, ratio, lo, hi, train=None, ci=None):
     row = {"median": 1.0, "min": 1.0, "max": 1.0, "n": 1, "ratio_to_tsm": ratio,
            "paired_ratio": {"median": ratio, "min": lo, "max": hi}}
+    if ci:
+        row["ratio_ci90"] = {"lo": ci[0], "hi": ci[1]}
     ref = {**row, "ratio_to_tsm": 1.0, "paired_ratio": {"median": 1.0, "min": 1.0, "max": 1.0}}
     run = {"allocator": allocator, "frames": 12, "size": 224, "machine": "cpu, 2 threads",
            "latency": {"tsm_r50": ref, "afnet_tsm_r50@0.40": row}}
@@ -127,7 +159,8 @@ def test_bench_runs_spread_and_within_noise(tmp_path):
     assert s[default]["train nchw"]["within_noise"] is False  # a's 0.82 is below b's per-round min, 0.83
     assert s[keep]["afnet_tsm_r50@0.40"]["within_noise"] is True
     text = markdown(s, runs)
-    assert "| afnet_tsm_r50@0.40 | 3 | 0.580 | 0.600 | 0.640 | [0.500, 0.750] | no |" in text
+    assert "| afnet_tsm_r50@0.40 | 3 | 0.580 | 0.600 | 0.640 | [0.500, 0.750] | no | – | – |" in text
+    assert af["ci_lo"] is None and af["within_ci"] is None and af["ci_runs"] == 0  # older runs have none
     assert f"## {keep}: 1 run\n\nk.json\n" in text
     ab = summarise(load_runs(paths[:2]))[default]["afnet_tsm_r50@0.40"]
     assert ab["within_noise"] is True and ab["runs"] == 2
@@ -171,3 +204,30 @@ def test_bench_rejects_negative_counts_naming_the_flag(capsys):
     with pytest.raises(SystemExit):
         main(["--rounds", "0"])
     assert "--rounds 0: must be at least 1" in capsys.readouterr().err
+
+
+def test_bench_runs_checks_every_run_against_every_other_runs_interval(tmp_path):
+    """With 90% intervals in every run: their widest span, and whether each run's ratio lies inside every other
+    run's interval (stricter than the per-round range: two runs can agree within rounds, not within intervals)."""
+    from src.bench_runs import load_runs, markdown, summarise
+
+    a = _bench_json(tmp_path / "a.json", "default", 0.58, 0.50, 0.70, ci=(0.57, 0.60))
+    b = _bench_json(tmp_path / "b.json", "default", 0.59, 0.50, 0.70, ci=(0.575, 0.61))
+    c = _bench_json(tmp_path / "c.json", "default", 0.62, 0.50, 0.70, ci=(0.60, 0.64))
+    key = "default allocator, 12 frames, 224², cpu, 2 threads"
+    ab = summarise(load_runs([a, b]))[key]["afnet_tsm_r50@0.40"]
+    assert (ab["ci_lo"], ab["ci_hi"], ab["within_ci"], ab["within_noise"]) == (0.57, 0.61, True, True)
+    runs = load_runs([a, b, c])
+    summary = summarise(runs)
+    abc = summary[key]["afnet_tsm_r50@0.40"]
+    assert abc["within_ci"] is False and abc["within_noise"] is True  # c's 0.62 is outside a's [0.57, 0.60]
+    assert "| [0.500, 0.700] | yes | [0.570, 0.640] | no |" in markdown(summary, runs)
+    # a run from before the intervals is checked against the others' intervals, and counted apart
+    old = _bench_json(tmp_path / "old.json", "default", 0.585, 0.50, 0.70)
+    mixed = summarise(load_runs([a, b, old]))
+    row = mixed[key]["afnet_tsm_r50@0.40"]
+    assert (row["runs"], row["ci_runs"], row["within_ci"]) == (3, 2, True)
+    assert "| [0.570, 0.610] (2 of 3 runs) | yes |" in markdown(mixed, load_runs([a, b, old]))
+    assert summarise(load_runs([a, old]))[key]["afnet_tsm_r50@0.40"]["within_ci"] is True
+    late = _bench_json(tmp_path / "late.json", "default", 0.605, 0.50, 0.70)
+    assert summarise(load_runs([a, b, late]))[key]["afnet_tsm_r50@0.40"]["within_ci"] is False

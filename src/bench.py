@@ -198,7 +198,7 @@ def ratio_interval(times: list[float], reference: list[float], level: float = 0.
         ratios.append(statistics.median(times[i] for i in idx) / statistics.median(reference[i] for i in idx))
     ratios.sort()
     tail = (1 - level) / 2
-    return {"lo": ratios[int(tail * (resamples - 1))], "hi": ratios[round((1 - tail) * (resamples - 1))]}
+    return {"lo": ratios[round(tail * (resamples - 1))], "hi": ratios[round((1 - tail) * (resamples - 1))]}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 T ?=
 
-.PHONY: setup train test test-slow lint bench bench-loader flops table report clean-logs
+.PHONY: setup train test test-slow lint bench bench-train-ops bench-loader flops table report clean-logs
 
 setup: $(STAMP)
 
@@ -37,6 +37,9 @@ flops: setup
 bench: setup
 	$(PY) -m src.bench --out experiments/S5/bench.json --runs-dir experiments/S5/runs $(ARGS)
 	$(PY) -m src.bench_runs --out experiments/S5/runs.md
+
+bench-train-ops: setup
+	$(PY) -m src.bench_train_ops $(ARGS)
 
 bench-loader: setup
 	$(PY) experiments/bench_loader.py $(ARGS)

@@ -98,30 +98,44 @@ def time_interleaved(nets: dict, clip: torch.Tensor, rounds: int, warmup: int,
     return times, faults
 
 
-def train_step_times(frames: int, size: int, batch: int, rounds: int, channels_last: bool,
-                     warmup: int = 3) -> dict[str, list[float]]:
-    """Seconds per SGD step (forward, cross-entropy, backward, step), AFNet-R50 (masked path, its navigation
-    trained through the Gumbel straight-through masks) and TSN-R50 interleaved, both in the same layout,
-    after `warmup` untimed steps each: the first steps still map fresh pages (the backward's buffers, the
-    optimiser's momenta; measured on this machine through the third step) and create oneDNN primitives."""
+def training_models(frames: int, channels_last: bool) -> dict[str, torch.nn.Module]:
+    """The training-step pair in train mode: TSN-R50 and AFNet-R50 on the masked path (its navigation trained
+    through the Gumbel straight-through masks), both in the same memory layout."""
     nets = {"tsn_r50": build_video_model("tsn", "r50", 174, frames).train(),
             "afnet_r50": build_video_model("afnet", "r50", 174, frames, focal_compute="masked").train()}
-    x = torch.randn(batch, frames, 3, size, size)
     if channels_last:
         nets = {k: n.to(memory_format=torch.channels_last) for k, n in nets.items()}
-        x = channels_last_clip(x)
+    return nets
+
+
+def training_inputs(frames: int, size: int, batch: int, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random clip batch (batch, frames, 3, size, size) and labels (batch,) over 174 classes."""
+    x = torch.randn(batch, frames, 3, size, size)
+    return (channels_last_clip(x) if channels_last else x), torch.randint(0, 174, (batch,))
+
+
+def sgd_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    """One training step: forward, cross-entropy, backward, SGD update."""
+    loss = torch.nn.functional.cross_entropy(net(x).logits, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def train_step_times(frames: int, size: int, batch: int, rounds: int, channels_last: bool,
+                     warmup: int = 3) -> dict[str, list[float]]:
+    """Seconds per SGD step (`sgd_step`) of the `training_models` pair, interleaved, after `warmup` untimed
+    steps each: the first steps still map fresh pages (the backward's buffers, the optimiser's momenta;
+    measured on this machine through the third step) and create oneDNN primitives."""
+    nets = training_models(frames, channels_last)
+    x, y = training_inputs(frames, size, batch, channels_last)
     opts = {k: torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for k, n in nets.items()}
-    y = torch.randint(0, 174, (batch,))
     times = {k: [] for k in nets}
     order = random.Random(0)
     for i in range(warmup + rounds):
         for k in order.sample(list(nets), len(nets)):  # which model goes first changes from round to round
-            net = nets[k]
             t0 = time.perf_counter()
-            loss = torch.nn.functional.cross_entropy(net(x).logits, y)
-            opts[k].zero_grad(set_to_none=True)
-            loss.backward()
-            opts[k].step()
+            sgd_step(nets[k], opts[k], x, y)
             if i >= warmup:
                 times[k].append(time.perf_counter() - t0)
     return times
@@ -201,11 +215,18 @@ def ratio_interval(times: list[float], reference: list[float], level: float = 0.
     return {"lo": ratios[round(tail * (resamples - 1))], "hi": ratios[round((1 - tail) * (resamples - 1))]}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_machine_args(ap: argparse.ArgumentParser) -> None:
+    """The flags every CPU benchmark here shares: threads, clip length and size, allocator."""
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--allocator", choices=["default", "keep"], default="default",
+                    help="keep: glibc malloc keeps freed memory mapped (no page faults after warm-up)")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_machine_args(ap)
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.4, 0.5, 0.8, 1.0])
@@ -219,8 +240,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--train-warmup", type=int, default=3, help="untimed training steps per model first")
     ap.add_argument("--train-layouts", nargs="+", choices=["nchw", "cl"], default=["nchw", "cl"],
                     help="memory layouts of the training-step benchmark (cl: channels-last)")
-    ap.add_argument("--allocator", choices=["default", "keep"], default="default",
-                    help="keep: glibc malloc keeps freed memory mapped (no page faults after warm-up)")
     ap.add_argument("--only", nargs="*", help="row names to keep (the TSM-R50 reference is always kept)")
     ap.add_argument("--out", type=Path, help="also write the JSON here (make bench: experiments/S5/bench.json, "
                                              "which `python -m src.report S5` reads)")

@@ -114,11 +114,19 @@ def training_inputs(frames: int, size: int, batch: int, channels_last: bool) -> 
     return (channels_last_clip(x) if channels_last else x), torch.randint(0, 174, (batch,))
 
 
-def sgd_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
-    """One training step: forward, cross-entropy, backward, SGD update."""
+def sgd_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+             phase=None) -> None:
+    """One training step: forward, cross-entropy, backward, SGD update. `phase`, if given, is called with
+    "forward", "backward" and "optimizer" as each part starts (`src.bench_train_ops` times them apart)."""
+    if phase:
+        phase("forward")
     loss = torch.nn.functional.cross_entropy(net(x).logits, y)
     opt.zero_grad(set_to_none=True)
+    if phase:
+        phase("backward")
     loss.backward()
+    if phase:
+        phase("optimizer")
     opt.step()
 
 
@@ -249,7 +257,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     for flag, value, least in (("--rounds", args.rounds, 1), ("--warmup", args.warmup, 0),
                                ("--stem-chunk", args.stem_chunk, 0),
-                               ("--train-rounds", args.train_rounds, 0), ("--train-warmup", args.train_warmup, 0)):
+                               ("--train-rounds", args.train_rounds, 0), ("--train-warmup", args.train_warmup, 0),
+                               ("--train-batch", args.train_batch, 1)):
         if value < least:
             ap.error(f"{flag} {value}: must be at least {least}")
     started = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())

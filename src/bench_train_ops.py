@@ -84,26 +84,26 @@ class OpTimer(TorchDispatchMode):
         dt = time.perf_counter() - t0
         op = func.overloadpacket.__name__
         macs = op_macs(op, args, out)
-        for table, key in ((self.totals, (self.phase, category(op))),
-                           *(((self.shapes, shape_key(op, args)),) if op in PRODUCTS else ())):
-            row = table[key]
-            row[0] += dt
-            row[1] += 1
-            row[2] += macs
+        self._add(self.totals[(self.phase, category(op))], dt, macs)
+        if op in PRODUCTS:
+            self._add(self.shapes[shape_key(op, args)], dt, macs)
         return out
+
+    @staticmethod
+    def _add(row: list, seconds: float, macs: int) -> None:
+        row[0] += seconds
+        row[1] += 1
+        row[2] += macs
+
+    def set_phase(self, phase: str) -> None:
+        self.phase = phase
 
 
 def timed_step(timer: OpTimer, net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
                y: torch.Tensor) -> float:
     """`src.bench.sgd_step` with the timer's phase set for each part; returns the step's wall seconds."""
     t0 = time.perf_counter()
-    timer.phase = "forward"
-    loss = torch.nn.functional.cross_entropy(net(x).logits, y)
-    opt.zero_grad(set_to_none=True)
-    timer.phase = "backward"
-    loss.backward()
-    timer.phase = "optimizer"
-    opt.step()
+    sgd_step(net, opt, x, y, phase=timer.set_phase)
     return time.perf_counter() - t0
 
 
@@ -166,9 +166,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--top", type=int, default=12, help="AFNet-R50 product shapes to list")
     args = ap.parse_args(argv)
     for flag, value, least in (("--steps", args.steps, 1), ("--warmup", args.warmup, 0), ("--top", args.top, 0),
-                               ("--threads", args.threads, 1)):
+                               ("--threads", args.threads, 1), ("--frames", args.frames, 1), ("--batch", args.batch, 1),
+                               ("--size", args.size, 32)):
         if value < least:
             ap.error(f"{flag} {value}: must be at least {least}")
+    if args.size % 32:
+        ap.error(f"--size {args.size}: must be a multiple of 32 (the ResNets' total stride)")
     if args.allocator == "keep":
         keep_freed_memory()
     torch.set_num_threads(args.threads)

@@ -201,9 +201,10 @@ def test_bench_rejects_negative_counts_naming_the_flag(capsys):
         with pytest.raises(SystemExit):
             main([flag, "-1"])
         assert f"{flag} -1: must be at least 0" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--rounds", "0"])
-    assert "--rounds 0: must be at least 1" in capsys.readouterr().err
+    for flag in ("--rounds", "--train-batch"):
+        with pytest.raises(SystemExit):
+            main([flag, "0"])
+        assert f"{flag} 0: must be at least 1" in capsys.readouterr().err
 
 
 def test_bench_runs_checks_every_run_against_every_other_runs_interval(tmp_path):

@@ -70,7 +70,9 @@ def test_cli_table_and_json(capsys):
     assert out.count(" conv (") + out.count("mm (") >= 3  # the listed shapes
 
 
-def test_cli_rejects_zero_steps_naming_the_flag(capsys):
+@pytest.mark.parametrize("argv, named", [(["--steps", "0"], "--steps 0"), (["--batch", "0"], "--batch 0"),
+                                         (["--size", "100"], "--size 100")])
+def test_cli_rejects_bad_values_naming_the_flag(capsys, argv, named):
     with pytest.raises(SystemExit):
-        main(["--steps", "0"])
-    assert "--steps 0" in capsys.readouterr().err
+        main(argv)
+    assert named in capsys.readouterr().err

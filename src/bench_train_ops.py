@@ -11,9 +11,10 @@ out of place (`add`, in place without one), so "backward: other ops" holds those
 Convolutions and products also count their MACs (`op_macs`), so the table shows the rate each model achieves:
 at equal rates the conv-time ratio would be the MAC ratio.
 
-Prints one table (ms per step, AFNet-R50 / TSN-R50 and their ratio per category), the AFNet-R50 conv shapes
-that lose the most time against TSN-R50's achieved rate, then one JSON object. The times under the timer are
-a few percent above `make bench`'s; the ratios are what to read.
+Prints one table (ms per step, AFNet-R50 / TSN-R50 and their ratio per category), the product time, MACs and
+rate of each model per layer family (dense / grouped / depthwise convolutions by kernel size, matrix
+products), the AFNet-R50 conv shapes that lose the most time against TSN-R50's achieved rate, then one JSON
+object. The times under the timer are a few percent above `make bench`'s; the ratios are what to read.
 """
 
 from __future__ import annotations
@@ -59,6 +60,18 @@ def op_macs(op: str, args: tuple, out) -> int:
     return 0
 
 
+def family(op: str, args: tuple) -> str:
+    """A product op's layer family: 'dense', 'grouped' or 'depthwise' and the kernel size for convolutions
+    (forward and backward alike), 'matrix products' for mm / bmm / ... (in AFNet-R50 the grouped 1x1 convs
+    that train as batched products, `GroupedPointwiseConv2d`, and the heads)."""
+    if op not in ("convolution", "convolution_backward"):
+        return "matrix products"
+    x, w = (args[0], args[1]) if op == "convolution" else (args[1], args[2])
+    groups = x.shape[1] // w.shape[1]
+    kind = "dense" if groups == 1 else "depthwise" if groups == x.shape[1] else "grouped"
+    return f"{kind} {w.shape[2]}x{w.shape[3]}"
+
+
 def shape_key(op: str, args: tuple) -> str:
     """A product op's input and weight shapes (per frame), e.g. 'bwd conv (256, 56, 56) w (64, 256, 1, 1) s1'."""
     if op in ("convolution", "convolution_backward"):
@@ -70,13 +83,14 @@ def shape_key(op: str, args: tuple) -> str:
 
 class OpTimer(TorchDispatchMode):
     """Times every aten op run under it: `totals[(phase, category)] = [seconds, calls, MACs]` and, for the
-    products, `shapes[shape_key] = [seconds, calls, MACs]`. Set `phase` before each part of a step."""
+    products, `shapes[shape_key]` and `families[family]`, the same. Set `phase` before each part of a step."""
 
     def __init__(self):
         super().__init__()
         self.phase = "forward"
         self.totals: dict = defaultdict(lambda: [0.0, 0, 0])
         self.shapes: dict = defaultdict(lambda: [0.0, 0, 0])
+        self.families: dict = defaultdict(lambda: [0.0, 0, 0])
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         t0 = time.perf_counter()
@@ -87,6 +101,7 @@ class OpTimer(TorchDispatchMode):
         self._add(self.totals[(self.phase, category(op))], dt, macs)
         if op in PRODUCTS:
             self._add(self.shapes[shape_key(op, args)], dt, macs)
+            self._add(self.families[family(op, args)], dt, macs)
         return out
 
     @staticmethod
@@ -110,7 +125,8 @@ def timed_step(timer: OpTimer, net: torch.nn.Module, opt: torch.optim.Optimizer,
 def breakdown(frames: int = 12, size: int = 224, batch: int = 1, steps: int = 8, warmup: int = 3,
               channels_last: bool = False) -> dict:
     """Per model: median step seconds under the timer and, averaged per step, seconds / calls / MACs per
-    (phase, category) and per product shape. The models alternate in a seeded shuffled order."""
+    (phase, category), per product shape and per layer family (`family`). The models alternate in a seeded
+    shuffled order."""
     nets = training_models(frames, channels_last)
     x, y = training_inputs(frames, size, batch, channels_last)
     opts = {k: torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for k, n in nets.items()}
@@ -130,7 +146,8 @@ def breakdown(frames: int = 12, size: int = 224, batch: int = 1, steps: int = 8,
         ops_s = sum(row[0] for row in per_step.values())
         result[k] = {"step_s": statistics.median(step_s[k]), "mean_step_s": statistics.fmean(step_s[k]),
                      "outside_ops_s": statistics.fmean(step_s[k]) - ops_s, "totals": per_step,
-                     "shapes": {s: [v / steps for v in row] for s, row in t.shapes.items()}}
+                     "shapes": {s: [v / steps for v in row] for s, row in t.shapes.items()},
+                     "families": {f: [v / steps for v in row] for f, row in t.families.items()}}
     return result
 
 
@@ -147,6 +164,14 @@ def summary_rows(res: dict) -> list[tuple[str, float, float]]:
     rows.append(("outside ops (Python, autograd, timer)", a["outside_ops_s"] * 1e3, b["outside_ops_s"] * 1e3))
     rows.append(("step (mean under the timer)", a["mean_step_s"] * 1e3, b["mean_step_s"] * 1e3))
     return rows
+
+
+def family_rows(res: dict) -> list[tuple[str, list, list]]:
+    """(family, AFNet-R50 [s, calls, MACs], TSN-R50 [s, calls, MACs]) per step, the costliest in either first."""
+    a, b = res["afnet_r50"]["families"], res["tsn_r50"]["families"]
+    zero = [0.0, 0, 0]
+    rows = [(f, a.get(f, zero), b.get(f, zero)) for f in set(a) | set(b)]
+    return sorted(rows, key=lambda r: -max(r[1][0], r[2][0]))
 
 
 def conv_rate(model: dict) -> tuple[float, float]:
@@ -187,6 +212,12 @@ def main(argv: list[str] | None = None) -> dict:
     (ga, ra), (gb, rb) = conv_rate(res["afnet_r50"]), conv_rate(res["tsn_r50"])
     print(f"conv + products: AFNet-R50 {ga:.1f} GMACs at {ra:.0f} GMAC/s, TSN-R50 {gb:.1f} GMACs at {rb:.0f} "
           f"GMAC/s; MAC ratio {ga / gb:.3f}")
+    print(f"\n{'by layer family, per step':<26}{'AFNet-R50: ms':>14}{'GMACs':>7}{'GMAC/s':>8}"
+          f"{'TSN-R50: ms':>13}{'GMACs':>7}{'GMAC/s':>8}")
+    for name, fa, fb in family_rows(res):
+        cells = "".join(f"{s * 1e3:>{w}.1f}{m / 1e9:>7.2f}{m / 1e9 / s if s else 0:>8.0f}"
+                        for (s, _, m), w in ((fa, 14), (fb, 13)))
+        print(f"{name:<26}{cells}")
     if args.top:
         # time beyond what the shape would take at TSN-R50's achieved rate
         shapes = sorted(res["afnet_r50"]["shapes"].items(), key=lambda kv: kv[1][2] / 1e9 / rb - kv[1][0])
@@ -198,7 +229,10 @@ def main(argv: list[str] | None = None) -> dict:
     out = {"machine": cpu_name(), "threads": args.threads, "allocator": args.allocator, "layout": layout,
            "frames": args.frames, "size": args.size, "batch": args.batch, "steps": args.steps,
            "rows": {name: {"afnet_r50_ms": ta, "tsn_r50_ms": tb} for name, ta, tb in summary_rows(res)},
-           "gmacs": {"afnet_r50": ga, "tsn_r50": gb}, "gmac_per_s": {"afnet_r50": ra, "tsn_r50": rb}}
+           "gmacs": {"afnet_r50": ga, "tsn_r50": gb}, "gmac_per_s": {"afnet_r50": ra, "tsn_r50": rb},
+           "families": {name: {"afnet_r50_ms": fa[0] * 1e3, "afnet_r50_gmacs": fa[2] / 1e9,
+                               "tsn_r50_ms": fb[0] * 1e3, "tsn_r50_gmacs": fb[2] / 1e9}
+                        for name, fa, fb in family_rows(res)}}
     print(json.dumps(out))
     return {**out, "models": res}
 

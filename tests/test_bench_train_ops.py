@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.bench import training_inputs, training_models
-from src.bench_train_ops import OpTimer, category, main, timed_step
+from src.bench_train_ops import OpTimer, category, family, main, timed_step
 from src.models.flops import layer_macs
 from src.models.layers import ShortcutPool
 
@@ -68,6 +68,7 @@ def test_cli_table_and_json(capsys):
     assert "step (mean under the timer)" in res["rows"] and "backward: conv" in res["rows"]
     assert 0 < res["gmacs"]["afnet_r50"] < res["gmacs"]["tsn_r50"]  # grouped focal convs: fewer MACs
     assert out.count(" conv (") + out.count("mm (") >= 3  # the listed shapes
+    assert "grouped 1x1" in res["families"] and "by layer family" in out
 
 
 @pytest.mark.parametrize("argv, named", [(["--steps", "0"], "--steps 0"), (["--batch", "0"], "--batch 0"),
@@ -76,3 +77,30 @@ def test_cli_rejects_bad_values_naming_the_flag(capsys, argv, named):
     with pytest.raises(SystemExit):
         main(argv)
     assert named in capsys.readouterr().err
+
+
+def test_families_split_every_product_mac_by_layer_kind():
+    """Grouped and depthwise convolutions are told apart from dense ones (forward and backward), and the
+    families hold every product MAC: AFNet-R50's focal branch is grouped, TSN-R50 has no grouped conv."""
+    torch.manual_seed(0)
+    nets = training_models(2, False)
+    x, y = training_inputs(2, 64, 1, False)
+    fams = {}
+    for name, net in nets.items():
+        timer = OpTimer()
+        with timer:
+            timed_step(timer, net, torch.optim.SGD(net.parameters(), lr=1e-3), x, y)
+        assert sum(r[2] for r in timer.families.values()) == sum(r[2] for r in timer.shapes.values())
+        fams[name] = set(timer.families)
+    assert {"grouped 1x1", "grouped 3x3", "depthwise 3x3", "dense 3x3", "dense 1x1"} <= fams["afnet_r50"]
+    assert not any(f.startswith(("grouped", "depthwise")) for f in fams["tsn_r50"])
+    assert {"dense 7x7", "matrix products"} <= fams["tsn_r50"]  # the stem; the classifier
+
+
+def test_family_of_conv_ops():
+    x, w, wg, wd = (torch.empty(2, 8, 4, 4), torch.empty(4, 8, 3, 3), torch.empty(4, 4, 1, 1),
+                    torch.empty(8, 1, 3, 3))
+    assert family("convolution", (x, w)) == "dense 3x3"
+    assert family("convolution", (x, wg)) == "grouped 1x1"
+    assert family("convolution_backward", (torch.empty(2, 8, 2, 2), x, wd)) == "depthwise 3x3"
+    assert family("bmm", (x, x)) == "matrix products"

@@ -15,6 +15,11 @@ Prints one table (ms per step, AFNet-R50 / TSN-R50 and their ratio per category)
 rate of each model per layer family (dense / grouped / depthwise convolutions by kernel size, matrix
 products), the AFNet-R50 conv shapes that lose the most time against TSN-R50's achieved rate, then one JSON
 object. The times under the timer are a few percent above `make bench`'s; the ratios are what to read.
+
+`--stages` instead times each of the four stages of both models alone (no timer): AF stages 1-3 and stage 4
+against TSN-R50's layer1-4, each run forward + backward on the input it gets in the model, interleaved, next
+to its forward MACs (`layer_macs`, the FLOPs counter's convention), so the table says where the step's time
+ratio departs from the MAC ratio.
 """
 
 from __future__ import annotations
@@ -30,12 +35,15 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from src.bench import add_machine_args, cpu_name, keep_freed_memory, sgd_step, training_inputs, training_models
+from src.models.flops import layer_macs
 
 PRODUCTS = {"convolution", "convolution_backward", "mm", "bmm", "addmm", "baddbmm", "matmul"}
 BATCH_NORM = {"native_batch_norm", "native_batch_norm_backward", "_native_batch_norm_legit",
               "_native_batch_norm_legit_no_training"}
 PHASES = ("forward", "backward", "optimizer")
 CATEGORIES = ("conv", "batch norm", "other ops")
+STAGES = {"afnet_r50": ("stages.0", "stages.1", "stages.2", "stage4"),  # module names in `training_models`
+          "tsn_r50": ("trunk.layer1", "trunk.layer2", "trunk.layer3", "trunk.layer4")}
 
 
 def category(op: str) -> str:
@@ -151,6 +159,85 @@ def breakdown(frames: int = 12, size: int = 224, batch: int = 1, steps: int = 8,
     return result
 
 
+def capture_stages(net: torch.nn.Module, names: tuple[str, ...], x: torch.Tensor) -> list[dict]:
+    """Per named stage of `net`, from one forward of x without autograd: the arguments the model called it
+    with ("args", "kwargs"; tensors detached) and the forward MACs of its layers ("macs", `layer_macs`)."""
+    modules = dict(net.named_modules())
+    stages = {name: {"macs": 0} for name in names}
+    handles = []
+    for name in names:
+        def capture(module, args, kwargs, name=name):
+            stages[name].update(args=tuple(a.detach() if torch.is_tensor(a) else a for a in args), kwargs=kwargs)
+
+        def count(module, args, out, name=name):
+            stages[name]["macs"] += layer_macs(module, args[0] if args else None, out)
+
+        handles.append(modules[name].register_forward_pre_hook(capture, with_kwargs=True))
+        handles += [m.register_forward_hook(count) for m in modules[name].modules()]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return [stages[name] for name in names]
+
+
+def stage_times(frames: int = 12, size: int = 224, batch: int = 1, rounds: int = 8, warmup: int = 2,
+                channels_last: bool = False) -> dict:
+    """Per model and stage (`STAGES`): median seconds of forward + backward of that stage alone, on the input
+    it gets in the model (requiring a gradient, as inside a step) with a fixed random output gradient,
+    parameter gradients cleared first; every (model, stage) once per round in a seeded shuffled order; and
+    the stage's forward MACs."""
+    nets = training_models(frames, channels_last)
+    x, _ = training_inputs(frames, size, batch, channels_last)
+    gen = torch.Generator().manual_seed(0)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    calls = {}
+    for key, net in nets.items():
+        modules = dict(net.named_modules())
+        for name, stage in zip(STAGES[key], capture_stages(net, STAGES[key], x)):
+            calls[(key, name)] = {"module": modules[name], "input": stage["args"][0].clone().requires_grad_(),
+                                  "rest": stage["args"][1:], "kwargs": stage["kwargs"], "macs": stage["macs"],
+                                  "grad": None, "times": []}
+
+    def run(call: dict) -> None:
+        call["module"].zero_grad(set_to_none=True)
+        call["input"].grad = None
+        out = call["module"](call["input"], *call["rest"], **call["kwargs"])
+        out = out[0] if isinstance(out, tuple) else out  # an AF stage also returns its masks
+        if call["grad"] is None:
+            call["grad"] = torch.randn(out.shape, generator=gen).contiguous(memory_format=layout)
+        out.backward(call["grad"])
+
+    order = random.Random(0)
+    for r in range(warmup + rounds):
+        for k in order.sample(list(calls), len(calls)):
+            t0 = time.perf_counter()
+            run(calls[k])
+            if r >= warmup:
+                calls[k]["times"].append(time.perf_counter() - t0)
+    return {key: [{"name": name, "s": statistics.median(calls[(key, name)]["times"]),
+                   "gmacs": calls[(key, name)]["macs"] / 1e9} for name in STAGES[key]] for key in nets}
+
+
+def print_stages(res: dict) -> dict:
+    """Prints the stage table; returns its rows for the JSON."""
+    print(f"{'stage (fwd + bwd alone)':<26}{'AFNet-R50 ms':>13}{'TSN-R50 ms':>12}{'ratio':>8}"
+          f"{'GMACs AF':>10}{'GMACs TSN':>11}{'MAC ratio':>11}")
+    rows = {}
+    for i, (a, b) in enumerate(zip(res["afnet_r50"], res["tsn_r50"])):
+        name = f"{i + 1}: {a['name']} / {b['name'].split('.')[-1]}"
+        rows[name] = {"afnet_r50_ms": a["s"] * 1e3, "tsn_r50_ms": b["s"] * 1e3, "afnet_r50_gmacs": a["gmacs"],
+                      "tsn_r50_gmacs": b["gmacs"]}
+    total = {k: sum(r[k] for r in rows.values()) for k in next(iter(rows.values()))}
+    for name, r in [*rows.items(), ("all four", total)]:
+        print(f"{name:<26}{r['afnet_r50_ms']:>13.1f}{r['tsn_r50_ms']:>12.1f}{r['afnet_r50_ms'] / r['tsn_r50_ms']:>8.3f}"
+              f"{r['afnet_r50_gmacs']:>10.2f}{r['tsn_r50_gmacs']:>11.2f}"
+              f"{r['afnet_r50_gmacs'] / r['tsn_r50_gmacs']:>11.3f}")
+    return rows
+
+
 def summary_rows(res: dict) -> list[tuple[str, float, float]]:
     """(row, AFNet-R50 ms, TSN-R50 ms) per phase and category, then outside ops and the step."""
     a, b = res["afnet_r50"], res["tsn_r50"]
@@ -189,6 +276,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps per model first")
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--top", type=int, default=12, help="AFNet-R50 product shapes to list")
+    ap.add_argument("--stages", action="store_true",
+                    help="time each stage of both models alone (forward + backward) instead, --steps rounds")
     args = ap.parse_args(argv)
     for flag, value, least in (("--steps", args.steps, 1), ("--warmup", args.warmup, 0), ("--top", args.top, 0),
                                ("--threads", args.threads, 1), ("--frames", args.frames, 1), ("--batch", args.batch, 1),
@@ -201,9 +290,18 @@ def main(argv: list[str] | None = None) -> dict:
         keep_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    layout = "channels-last" if args.channels_last else "NCHW"
+    machine = {"machine": cpu_name(), "threads": args.threads, "allocator": args.allocator, "layout": layout,
+               "frames": args.frames, "size": args.size, "batch": args.batch, "steps": args.steps}
+    if args.stages:
+        res = stage_times(args.frames, args.size, args.batch, args.steps, args.warmup, args.channels_last)
+        print(f"\ntraining stages alone, {args.batch}x{args.frames}x{args.size}², {layout}, {args.threads} threads, "
+              f"{args.steps} interleaved rounds, {args.allocator} allocator; {cpu_name()}")
+        out = {**machine, "stages": print_stages(res)}
+        print(json.dumps(out))
+        return out
     res = breakdown(args.frames, args.size, args.batch, args.steps, args.warmup, args.channels_last)
 
-    layout = "channels-last" if args.channels_last else "NCHW"
     print(f"\ntraining step by op, {args.batch}x{args.frames}x{args.size}², {layout}, {args.threads} threads, "
           f"{args.steps} interleaved steps, {args.allocator} allocator; {cpu_name()}")
     print(f"{'ms per step':<40}{'AFNet-R50':>11}{'TSN-R50':>10}{'ratio':>8}")
@@ -226,8 +324,7 @@ def main(argv: list[str] | None = None) -> dict:
         for key, (s, n, macs) in shapes[:args.top]:
             print(f"{s * 1e3:>7.1f}{n:>6.0f}{macs / 1e9:>7.2f}{macs / 1e9 / s if s else 0:>8.0f}"
                   f"{s * 1e3 - macs / 1e9 / rb * 1e3:>10.1f}  {key}")
-    out = {"machine": cpu_name(), "threads": args.threads, "allocator": args.allocator, "layout": layout,
-           "frames": args.frames, "size": args.size, "batch": args.batch, "steps": args.steps,
+    out = {**machine,
            "rows": {name: {"afnet_r50_ms": ta, "tsn_r50_ms": tb} for name, ta, tb in summary_rows(res)},
            "gmacs": {"afnet_r50": ga, "tsn_r50": gb}, "gmac_per_s": {"afnet_r50": ra, "tsn_r50": rb},
            "families": {name: {"afnet_r50_ms": fa[0] * 1e3, "afnet_r50_gmacs": fa[2] / 1e9,

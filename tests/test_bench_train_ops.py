@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.bench import training_inputs, training_models
-from src.bench_train_ops import OpTimer, category, family, main, timed_step
+from src.bench_train_ops import STAGES, OpTimer, capture_stages, category, family, main, timed_step
 from src.models.flops import layer_macs
 from src.models.layers import ShortcutPool
 
@@ -104,3 +104,32 @@ def test_family_of_conv_ops():
     assert family("convolution", (x, wg)) == "grouped 1x1"
     assert family("convolution_backward", (torch.empty(2, 8, 2, 2), x, wd)) == "depthwise 3x3"
     assert family("bmm", (x, x)) == "matrix products"
+
+
+def test_stages_are_captured_with_their_real_inputs_and_macs():
+    """Each captured stage, run on its captured input, gives the next stage's captured input; stage 4 of AFNet-R50
+    differs from TSN-R50's layer4 by exactly its ResNet-D shortcut pool (9 MACs per pooled output value)."""
+    torch.manual_seed(0)
+    nets = training_models(2, False)
+    x, _ = training_inputs(2, 64, 1, False)
+    captured = {}
+    for key, net in nets.items():
+        modules = dict(net.named_modules())
+        stages = capture_stages(net, STAGES[key], x)
+        with torch.no_grad():
+            for name, stage, nxt in zip(STAGES[key], stages, stages[1:]):
+                out = modules[name](*stage["args"], **stage["kwargs"])
+                torch.testing.assert_close(out[0] if isinstance(out, tuple) else out, nxt["args"][0])
+        captured[key] = stages
+    pooled = 1024 * (64 // 32) ** 2 * 2  # stage 4's pooled shortcut input: 1024 x 2² per frame, 2 frames
+    assert captured["afnet_r50"][3]["macs"] - captured["tsn_r50"][3]["macs"] == 9 * pooled
+    assert all(a["macs"] < 0.7 * t["macs"] for a, t in zip(captured["afnet_r50"][:3], captured["tsn_r50"][:3]))
+
+
+def test_cli_stage_table_and_json(capsys):
+    res = main(["--stages", "--frames", "2", "--size", "64", "--steps", "1", "--warmup", "0", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert json.loads(out.strip().splitlines()[-1]) == res
+    rows = res["stages"]
+    assert len(rows) == 4 and "all four" in out
+    assert all(r["afnet_r50_ms"] > 0 and r["tsn_r50_ms"] > 0 for r in rows.values())

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 T ?=
 
-.PHONY: setup train test test-slow lint bench bench-train-ops bench-loader flops table report clean-logs
+.PHONY: setup train test test-slow lint bench bench-train-ops bench-loader bench-mkl flops table report clean-logs
 
 setup: $(STAMP)
 
@@ -43,6 +43,9 @@ bench-train-ops: setup
 
 bench-loader: setup
 	$(PY) experiments/bench_loader.py $(ARGS)
+
+bench-mkl: setup
+	$(PY) experiments/bench_mkl_dispatch.py $(ARGS)
 
 # make table T=S1: launch the sweep of paper table T (a re-launch skips finished jobs); make report T=S1
 table: setup

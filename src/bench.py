@@ -137,6 +137,13 @@ def train_step_times(frames: int, size: int, batch: int, rounds: int, channels_l
     measured on this machine through the third step) and create oneDNN primitives."""
     nets = training_models(frames, channels_last)
     x, y = training_inputs(frames, size, batch, channels_last)
+    return interleaved_step_times(nets, x, y, rounds, warmup)
+
+
+def interleaved_step_times(nets: dict[str, torch.nn.Module], x: torch.Tensor, y: torch.Tensor, rounds: int,
+                           warmup: int) -> dict[str, list[float]]:
+    """Seconds per SGD step (`sgd_step`, momentum 0.9) of each model on the same batch: every round runs each
+    model once, in a seeded shuffled order; the first `warmup` rounds are not timed."""
     opts = {k: torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for k, n in nets.items()}
     times = {k: [] for k in nets}
     order = random.Random(0)

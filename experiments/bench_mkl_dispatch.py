@@ -12,7 +12,7 @@ grouped 1x1 convolutions at 56² (`GroupedPointwiseConv2d`) and oneDNN for every
 could move the AFNet-R50 / TSN-R50 ratio; this script measures by how much.
 
 The script runs itself as a child process per dispatch (`--child default`, `--child intel`; `--repeats`
-times each, alternating). Each child prints, side by side in one process:
+times each, alternating). Each child measures, in one process:
 - GEMM rates: a 1024³ product and the 1x1 products of both models at 12 frames;
 - forward + backward of every 1x1 convolution shape of the two models (dense and the focal branch's
   groups=2) as oneDNN's convolution and as the batched product, and their ratio;
@@ -182,8 +182,11 @@ def run_child(args, dispatch: str, shim: Path | None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", dispatch]
     for flag in ("threads", "frames", "size", "rounds", "warmup", "reps", "product_min_pixels", "allocator"):
         cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the {dispatch} child ({' '.join(cmd)}) failed with exit code {proc.returncode}:\n"
+                           + proc.stderr[-4000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def print_summary(runs: list[dict]) -> None:

@@ -73,16 +73,6 @@ def build_shim(directory: Path) -> Path:
     return lib
 
 
-def cpu_vendor() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("vendor_id"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def pointwise_as_products(net: nn.Module, min_pixels: int) -> nn.Module:
     """Every 1x1 stride-1 unpadded convolution of `net` becomes a `GroupedPointwiseConv2d` (the same weight
     Parameter, so values and state dict stay) that trains as a batched product on maps of H·W >= min_pixels
@@ -210,22 +200,25 @@ def print_summary(runs: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> dict | None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--frames", type=int, default=12)
-    ap.add_argument("--size", type=int, default=224)
+    suite_bench.add_machine_args(ap)
     ap.add_argument("--rounds", type=int, default=10, help="timed training steps per model")
     ap.add_argument("--warmup", type=int, default=3, help="untimed training steps per model first")
     ap.add_argument("--reps", type=int, default=10, help="timed calls per GEMM / 1x1 convolution")
     ap.add_argument("--repeats", type=int, default=1, help="child runs per dispatch, alternating")
     ap.add_argument("--product-min-pixels", type=int, default=14 * 14,
                     help="the products variants run dense 1x1 convs as products on maps of at least this H·W")
-    ap.add_argument("--allocator", choices=["default", "keep"], default="default")
     ap.add_argument("--child", choices=["default", "intel"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    for flag, least in (("threads", 1), ("frames", 1), ("size", 32), ("rounds", 1), ("warmup", 0), ("reps", 1),
+                        ("repeats", 1), ("product_min_pixels", 0)):
+        if getattr(args, flag) < least:
+            ap.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be at least {least}")
+    if args.size % 32:
+        ap.error(f"--size {args.size}: must be a multiple of 32 (the ResNets' total stride)")
     if args.child:
         print(json.dumps(child(args)))
         return None
-    vendor = cpu_vendor()
+    vendor = suite_bench.cpuinfo_field("vendor_id") or "unknown"
     print(f"host: {suite_bench.cpu_name()}, vendor {vendor}, torch {torch.__version__}, {args.threads} threads, "
           f"allocator {args.allocator}")
     if vendor != "AuthenticAMD":

@@ -114,6 +114,11 @@ def training_inputs(frames: int, size: int, batch: int, channels_last: bool) -> 
     return (channels_last_clip(x) if channels_last else x), torch.randint(0, 174, (batch,))
 
 
+def training_optimizers(nets: dict[str, torch.nn.Module]) -> dict[str, torch.optim.Optimizer]:
+    """The benchmark's optimiser per model: SGD, lr 1e-3, momentum 0.9 (its momenta are part of a step's cost)."""
+    return {k: torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for k, n in nets.items()}
+
+
 def sgd_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
              phase=None) -> None:
     """One training step: forward, cross-entropy, backward, SGD update. `phase`, if given, is called with
@@ -144,7 +149,7 @@ def interleaved_step_times(nets: dict[str, torch.nn.Module], x: torch.Tensor, y:
                            warmup: int) -> dict[str, list[float]]:
     """Seconds per SGD step (`sgd_step`, momentum 0.9) of each model on the same batch: every round runs each
     model once, in a seeded shuffled order; the first `warmup` rounds are not timed."""
-    opts = {k: torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for k, n in nets.items()}
+    opts = training_optimizers(nets)
     times = {k: [] for k in nets}
     order = random.Random(0)
     for i in range(warmup + rounds):
@@ -171,18 +176,22 @@ def keep_freed_memory() -> None:
             raise RuntimeError(f"mallopt({param}, {value}) failed: run with --allocator default")
 
 
+def cpuinfo_field(field: str) -> str | None:
+    """The first value of `field` ("model name", "vendor_id", ...) in /proc/cpuinfo; None where there is none."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":", 1)[0].strip() == field:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def cpu_name() -> str:
     """The CPU's model name (Linux, else what platform knows) and the vector ISA torch's kernels dispatch to,
     e.g. "AMD EPYC (AVX2)": VMs that report the same model name have come with and without AVX-512, and the
     ratios differ between them, so `bench_runs` must not group their runs together."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    name = cpuinfo_field("model name") or platform.processor() or platform.machine()
     return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
 
 

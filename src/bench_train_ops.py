@@ -34,7 +34,15 @@ from collections import defaultdict
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from src.bench import add_machine_args, cpu_name, keep_freed_memory, sgd_step, training_inputs, training_models
+from src.bench import (
+    add_machine_args,
+    cpu_name,
+    keep_freed_memory,
+    sgd_step,
+    training_inputs,
+    training_models,
+    training_optimizers,
+)
 from src.models.flops import layer_macs
 
 PRODUCTS = {"convolution", "convolution_backward", "mm", "bmm", "addmm", "baddbmm", "matmul"}
@@ -137,7 +145,7 @@ def breakdown(frames: int = 12, size: int = 224, batch: int = 1, steps: int = 8,
     shuffled order."""
     nets = training_models(frames, channels_last)
     x, y = training_inputs(frames, size, batch, channels_last)
-    opts = {k: torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for k, n in nets.items()}
+    opts = training_optimizers(nets)
     for _ in range(warmup):  # fresh pages, oneDNN primitives: as in `make bench`
         for k, net in nets.items():
             sgd_step(net, opts[k], x, y)

@@ -72,3 +72,11 @@ def test_parent_runs_both_dispatches_and_prints_them(bench, capsys):
         assert steps["suite"] == pytest.approx(steps["median_s"]["afnet"] / steps["median_s"]["tsn"])
     out = capsys.readouterr().out
     assert "both products" in out and out.strip().splitlines()[-1].startswith("{")
+
+
+@pytest.mark.parametrize("argv, message", [(["--rounds", "0"], "--rounds 0: must be at least 1"),
+                                           (["--size", "50"], "--size 50: must be a multiple of 32")])
+def test_bad_flags_are_named(bench, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        bench.main(argv)
+    assert message in capsys.readouterr().err

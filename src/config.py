@@ -51,7 +51,7 @@ def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for values no run can use: rt/rs outside (0, 1], num_segments < 1, batch_size < 1,
     an unknown method or backbone (with the choices), a schedule kind that does not exist."""
     from src.models.factory import BACKBONES, METHODS
-    from src.schedules import TAU_KINDS
+    from src.lit.schedules import TAU_KINDS
 
     rt = _number(cfg, "rt")
     if rt is None or not 0.0 < rt <= 1.0:

@@ -12,18 +12,17 @@ evaluate them with `model.mask_mode=input` to reproduce the released numbers.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
 
+from src.files import atomic_output
 from src.models.checkpoints import convert_official, to_official
 
 
 def save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def to_suite(args) -> None:

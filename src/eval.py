@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from src.runs import CONF_DIR
 
 
 def split_args(argv: list[str]) -> tuple[dict, list[str]]:
@@ -36,21 +36,6 @@ def split_args(argv: list[str]) -> tuple[dict, list[str]]:
     if OmegaConf.is_missing(eval_cfg, "ckpt_path") or eval_cfg.ckpt_path is None:
         raise SystemExit("ckpt_path=PATH is required (a .ckpt of src.train or of src.convert_checkpoint)")
     return OmegaConf.to_container(eval_cfg), overrides
-
-
-def compose_run_config(ckpt: dict, user_overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    saved = (ckpt.get("hyper_parameters") or {}).get("run_overrides")
-    if saved is None and "suite_model" in ckpt:  # a converted official checkpoint: no training run behind it
-        m = ckpt["suite_model"]
-        saved = [f"model={m['method']}", f"backbone={m['backbone']}", f"num_segments={m['num_segments']}"]
-        saved += [f"backbone.options.{k}={m[k]}" for k in ("width", "width_mult") if k in m]
-        if "mask_mode" in m and str(m["method"]).startswith("afnet"):
-            saved.append(f"model.mask_mode={m['mask_mode']}")
-    # an empty list is a run with no overrides (the quick start): the defaults rebuild it, backbone width included
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=list(saved or []) + user_overrides, return_hydra_config=False)
 
 
 def latency_ms(net, clip, repeats: int) -> float:
@@ -74,31 +59,13 @@ def latency_ms(net, clip, repeats: int) -> float:
     return statistics.median(times)
 
 
-def load_run(path: str | Path, overrides: list[str] = ()):
-    """The run's config (recomposed from the checkpoint plus `overrides`) and its net with the checkpoint's
-    weights: (cfg, net). The net is in training mode, as built; call .eval() for evaluation masks."""
-    import torch
-
-    from src.train import build_net, net_config
-
-    path = Path(path)
-    if not path.is_file():
-        raise SystemExit(f"ckpt_path={path}: no such file")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = compose_run_config(ckpt, list(overrides))
-    net = build_net(net_config(cfg, num_classes=cfg.dataset.num_classes))
-    state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    net.load_state_dict(state, strict=True)
-    return cfg, net
-
-
 def evaluate(opts: dict, overrides: list[str]) -> dict:
     import lightning.pytorch as pl
     import torch
     from hydra.utils import instantiate
 
-    from src.lit.video_module import VideoClassifier
-    from src.train import net_config
+    from src.lit.video_module import VideoLitModule
+    from src.runs import load_run, net_config
 
     path = Path(opts["ckpt_path"])
     cfg, net = load_run(path, overrides)
@@ -106,7 +73,7 @@ def evaluate(opts: dict, overrides: list[str]) -> dict:
     datamodule = instantiate(cfg.dataset)
     datamodule.check_paths()
     kwargs = net_config(cfg, num_classes=cfg.dataset.num_classes)
-    module = VideoClassifier(net, num_classes=cfg.dataset.num_classes, metric=cfg.dataset.get("metric", "top1"),
+    module = VideoLitModule(net, num_classes=cfg.dataset.num_classes, metric=cfg.dataset.get("metric", "top1"),
                              macs_input_size=cfg.dataset.crop_size, net_config=kwargs)
     trainer = pl.Trainer(accelerator="cpu" if not torch.cuda.is_available() else "auto", devices=1,
                          logger=False, enable_checkpointing=False, enable_model_summary=False,

@@ -8,24 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return hydra_compose("flops", overrides=overrides)
 
 
 def count(cfg) -> dict:
     """Build the configured net and count it; returns the figures printed by the CLI."""
     from src.config import validate
     from src.models.flops import profile_macs
-    from src.train import build_net, net_config
+    from src.runs import build_net, net_config
 
     validate(cfg)
     net = build_net(net_config(cfg, num_classes=cfg.dataset.num_classes))
@@ -63,9 +52,10 @@ def main(argv: list[str] | None = None) -> dict:
     from hydra.errors import HydraException
 
     from src.config import ConfigError
+    from src.runs import compose
 
     try:
-        cfg = compose(sys.argv[1:] if argv is None else argv)
+        cfg = compose("flops", sys.argv[1:] if argv is None else argv)
         result = count(cfg)
     except (HydraException, ConfigError) as e:
         print(f"config error: {e}", file=sys.stderr)

@@ -17,23 +17,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, apply_global_batch, validate
-
-
-def net_config(cfg: DictConfig, num_classes: int) -> dict:
-    """The model config with backbone and class count filled in: `build_net` instantiates it, and it is
-    saved in checkpoints (`suite_model`) so `src.eval` can rebuild the net."""
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    return {**model, "backbone": cfg.backbone.name, "num_classes": num_classes,
-            **OmegaConf.to_container(cfg.backbone.options, resolve=True)}
-
-
-def build_net(config: dict):
-    """Instantiate a net from `net_config` (default target: `src.models.build_video_model`)."""
-    from hydra.utils import instantiate
-
-    config = dict(config)
-    config.setdefault("_target_", "src.models.build_video_model")
-    return instantiate(config, _convert_="all")
+from src.runs import build_net, net_config
 
 
 def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
@@ -96,7 +80,7 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
-    from src.lit.video_module import VideoClassifier
+    from src.lit.video_module import VideoLitModule
 
     output_dir = Path(cfg.paths.output_dir)
     if (output_dir / "DONE").is_file() and (output_dir / "summary.json").is_file():
@@ -116,7 +100,7 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
         from src.models.checkpoints import load_pretrained
 
         load_pretrained(net, cfg.pretrained)
-    module = VideoClassifier(
+    module = VideoLitModule(
         net, num_classes=cfg.dataset.num_classes, metric=cfg.dataset.get("metric", "top1"),
         optim=OmegaConf.to_container(cfg.optim, resolve=True), lambda_rt=cfg.loss.lambda_rt,
         lambda_rs=cfg.loss.lambda_rs, rt=cfg.rt, rs=cfg.rs, macs_input_size=cfg.dataset.crop_size,

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from src.runs import CONF_DIR, compose
 
 
 def compose_train(overrides: list[str], output_dir: Path | None = None, config_name: str = "train"):
     """Compose conf/<config_name>.yaml with overrides, as `python -m src.train` would, with all run
     output under `output_dir` (logs, checkpoints)."""
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    cfg = compose(config_name, overrides, return_hydra_config=True)
     if output_dir is not None:
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(output_dir)

@@ -62,7 +62,7 @@ def test_cli_trains_checkpoints_and_evaluates(tiny_data_root, tmp_path):
     import torch
 
     from src.models.flops import profile_macs
-    from src.train import build_net
+    from src.runs import build_net
 
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     net = build_net(ckpt["suite_model"])
@@ -89,7 +89,7 @@ def test_cli_trains_checkpoints_and_evaluates(tiny_data_root, tmp_path):
 def test_eval_recomposes_the_run_config_from_the_checkpoint():
     """A run with no overrides (the quick start) is rebuilt from the defaults, its narrow default backbone
     included; a converted official checkpoint (no training run) from its `suite_model`, with its mask mode."""
-    from src.eval import compose_run_config
+    from src.runs import compose_run_config
 
     quick = {"hyper_parameters": {"run_overrides": []},
              "suite_model": {"method": "afnet_tsm", "backbone": "r18", "width": 16, "num_segments": 8}}

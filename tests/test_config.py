@@ -63,13 +63,10 @@ def test_global_batch_must_divide(tmp_path):
 
 
 def test_slurm_launcher_composes_with_its_resources(tmp_path):
-    from hydra import compose, initialize_config_dir
+    from src.runs import compose
 
-    from tests.helpers import CONF_DIR
-
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["launcher=slurm", "slurm.gpus_per_node=4", "slurm.nodes=2",
-                                          "slurm.partition=gpu", "experiment=recipe_sth"], return_hydra_config=True)
+    cfg = compose("train", ["launcher=slurm", "slurm.gpus_per_node=4", "slurm.nodes=2", "slurm.partition=gpu",
+                            "experiment=recipe_sth"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.nodes, launcher.gpus_per_node, launcher.tasks_per_node) == (2, 4, 4)

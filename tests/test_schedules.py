@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from src.schedules import lr_factor, rt_target, temperature
+from src.lit.schedules import lr_factor, rt_target, temperature
 
 
 @pytest.mark.parametrize("step", [0, 1, 37, 250, 499, 500, 10_000])

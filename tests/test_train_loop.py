@@ -10,7 +10,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from src.schedules import lr_factor, rt_target, temperature
+from src.lit.schedules import lr_factor, rt_target, temperature
 from src.train import train
 from tests.helpers import compose_train
 

@@ -9,13 +9,14 @@ are functions of the step and a run resumed from a checkpoint replays exactly wh
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from src.files import atomic_output
 
 
 class PreemptionCheckpoint(Callback):
@@ -35,13 +36,13 @@ class PreemptionCheckpoint(Callback):
     def on_exception(self, trainer, pl_module, exception):
         if not isinstance(exception, SIGTERMException):
             return
-        self.dirpath.mkdir(parents=True, exist_ok=True)
-        tmp = self.dirpath / f".last.ckpt.tmp{os.getpid()}"
-        trainer.save_checkpoint(tmp)
-        if trainer.is_global_zero:
-            os.replace(tmp, self.dirpath / "last.ckpt")
-            print(f"preempted: saved {self.dirpath / 'last.ckpt'} at step {trainer.global_step}; "
-                  "resume with ckpt_path=last", flush=True)
+        if not trainer.is_global_zero:
+            trainer.save_checkpoint(self.dirpath / "last.ckpt")  # every rank takes part; only rank 0 writes
+            return
+        with atomic_output(self.dirpath / "last.ckpt") as tmp:
+            trainer.save_checkpoint(tmp)
+        print(f"preempted: saved {self.dirpath / 'last.ckpt'} at step {trainer.global_step}; "
+              "resume with ckpt_path=last", flush=True)
 
 
 class StepSeed(Callback):

@@ -4,16 +4,11 @@ can skip finished jobs, and reports from local folders need no W&B."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from lightning.pytorch import Callback
 
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from src.files import write_atomic
 
 
 class RunMarker(Callback):

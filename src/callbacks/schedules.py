@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lightning.pytorch import Callback
 
-from src.schedules import rt_target, temperature
+from src.lit.schedules import rt_target, temperature
 
 
 class ScheduleCallback(Callback):

@@ -19,8 +19,6 @@ from src.data.lists import ListFormatError, parse_list, read_classes
 from src.data.prepare.build import MIN_FRAMES
 from src.data.prepare.media import frame_indices
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
 
 @dataclass
 class Report:
@@ -33,11 +31,11 @@ class Report:
 
 def compose_dataset(name: str, overrides: list[str]) -> dict:
     """conf/dataset/<name>.yaml as training sees it, interpolations resolved."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"dataset={name}", *overrides])
+    from src.runs import compose
+
+    cfg = compose("train", [f"dataset={name}", *overrides])
     return OmegaConf.to_container(cfg.dataset, resolve=True)
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from src.files import write_atomic
 
 try:  # optional speed-up (a pyproject dependency, with PIL as the fallback): see decode_rgb
     import simplejpeg
@@ -175,9 +176,7 @@ def cached_frame_counts(list_path: str | Path, root: str | Path, rel_paths: list
         counts[rel] = cache[key]
     if changed:
         try:
-            tmp = cache_path.with_name(f".{cache_path.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(cache))
-            os.replace(tmp, cache_path)
+            write_atomic(cache_path, json.dumps(cache))
         except OSError:
             pass  # a read-only dataset folder: counting again next time is fine
     return counts

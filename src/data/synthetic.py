@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from src.files import atomic_output
 
 CLASSES = ["moving right", "moving left", "moving down", "moving up", "growing", "shrinking"]
 POSITION = (0.12, 0.88)  # disc centre, fraction of the frame size
@@ -119,9 +118,8 @@ def generate(root: str | Path, seed: int = 0, train_per_class: int = 64, val_per
         raise FileExistsError(f"{root} exists and is not a finished synthetic dataset: delete it or choose another")
     if not 1 <= num_classes <= len(CLASSES):
         raise ValueError(f"num_classes={num_classes}: the synthetic dataset has 1..{len(CLASSES)} classes")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+    with atomic_output(root) as tmp:
+        tmp.mkdir()
         rng = np.random.default_rng(seed)
         (tmp / "frames").mkdir()
         if videos:
@@ -145,12 +143,6 @@ def generate(root: str | Path, seed: int = 0, train_per_class: int = 64, val_per
                 (tmp / f"{split}_videos.txt").write_text("".join(video_lines))
         (tmp / "classes.txt").write_text("".join(c + "\n" for c in CLASSES[:num_classes]))
         (tmp / MARKER).write_text(json.dumps(params))
-        if root.exists():
-            root.rmdir()
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
 
 

@@ -11,7 +11,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from src.lit.metrics import MeanAveragePrecision
 from src.lit.param_groups import param_groups
-from src.schedules import lr_factor
+from src.lit.schedules import lr_factor
 
 
 def ratio_loss(masks: list[torch.Tensor], target: float) -> torch.Tensor:
@@ -19,7 +19,7 @@ def ratio_loss(masks: list[torch.Tensor], target: float) -> torch.Tensor:
     return torch.stack([(target - m.float().mean()) ** 2 for m in masks]).mean()
 
 
-class VideoClassifier(LightningModule):
+class VideoLitModule(LightningModule):
     """Cross-entropy + λ·ratio loss (+ λ_s·spatial ratio loss); top-1/top-5 or mAP; realised ratios and GFLOPs.
 
     net: a video model whose forward maps (N, T, 3, H, W) to a `VideoOutput`.

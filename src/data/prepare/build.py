@@ -13,7 +13,6 @@ frame folder only gets its final name once complete, so an interrupted run is re
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import re
 import time
 from collections import Counter
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from src.data.prepare import annotations, media
+from src.files import write_atomic
 
 MIN_FRAMES = 3
 SPLITS = ("train", "val")
@@ -42,13 +42,6 @@ SPECS = {
     "activitynet": DatasetSpec("activitynet", "image_{:05d}.jpg", "video", ("videos", "v1-3")),
 }
 KINETICS_STEM = re.compile(r"(.+)_\d{6}_\d{6}")   # <youtube_id>_<start>_<end>, the usual download naming
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def media_dir(spec: DatasetSpec, src: Path, given: Path | None) -> Path:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from fractions import Fraction
 from pathlib import Path
+
+from src.files import atomic_output
 
 VIDEO_EXTENSIONS = {".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".flv"}
 
@@ -58,11 +59,8 @@ def extract_frames(video: Path, out_dir: Path, template: str, fps: float | None 
     import av
     from PIL import Image
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_output(out_dir) as tmp:
+        tmp.mkdir()
         n = 0
         with av.open(str(video)) as container:
             stream = container.streams.video[0]
@@ -78,11 +76,7 @@ def extract_frames(video: Path, out_dir: Path, template: str, fps: float | None 
                 rgb = frame.to_ndarray(format="rgb24", width=w, height=h)
                 n += 1
                 Image.fromarray(rgb).save(tmp / template.format(n), quality=quality)
-        os.replace(tmp, out_dir)
-        return n
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return n
 
 
 def link_or_use(target: Path, link: Path) -> Path:

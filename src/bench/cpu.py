@@ -20,30 +20,7 @@ from pathlib import Path
 
 import torch
 
-from src.bench.common import (
-    check_at_least,
-    check_ratios,
-    compare,
-    kept_run_path,
-    machine,
-    started_utc,
-    time_interleaved,
-    write_json,
-)
-from src.bench.models import (
-    REFERENCE,
-    STEM_CHUNK_FRAMES,
-    TRAIN_REFERENCE,
-    build_eval_model,
-    inference_clip,
-    latency_rows,
-    prepare,
-    select_rows,
-    sgd_step,
-    training_batch,
-    training_models,
-    training_optimizers,
-)
+from src.bench import common, models
 
 CPU = torch.device("cpu")
 
@@ -62,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-channels-last", action="store_true")
     ap.add_argument("--no-prepack", action="store_true",
                     help="convs reorder their weights on every call (F.conv2d) instead of once per input shape")
-    ap.add_argument("--stem-chunk", type=int, default=STEM_CHUNK_FRAMES,
+    ap.add_argument("--stem-chunk", type=int, default=models.STEM_CHUNK_FRAMES,
                     help="frames per chunk of the ResNet stems (conv, ReLU, max-pool, per frame); 0: whole clips")
     ap.add_argument("--train-rounds", type=int, default=12, help="0 skips the training-step benchmark")
     ap.add_argument("--train-batch", type=int, default=1)
@@ -81,9 +58,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     """The flags, checked: a bad value exits with one line naming the flag."""
     ap = parser()
     args = ap.parse_args(argv)
-    check_at_least(ap, args, {"--threads": 1, "--frames": 1, "--size": 32, "--rounds": 1, "--warmup": 0,
-                              "--stem-chunk": 0, "--train-rounds": 0, "--train-batch": 1, "--train-warmup": 0})
-    check_ratios(ap, args.ratios)
+    common.check_at_least(ap, args, {"--threads": 1, "--frames": 1, "--size": 32, "--rounds": 1, "--warmup": 0,
+                                     "--stem-chunk": 0, "--train-rounds": 0, "--train-batch": 1, "--train-warmup": 0})
+    common.check_ratios(ap, args.ratios)
     return args
 
 
@@ -91,16 +68,18 @@ def latency(args: argparse.Namespace) -> dict[str, dict]:
     """The latency rows: ms per video (stats), ratio to TSM-R50 with its interval, GMACs and their ratio."""
     channels_last = not args.no_channels_last
     nets, gmacs = {}, {}
-    for name, method, backbone, ratio in select_rows(latency_rows(args.ratios), args.only):
-        net, gmacs[name] = build_eval_model(method, backbone, args.frames, ratio, args.size)
-        nets[name] = prepare(net, CPU, channels_last=channels_last, prepack=not args.no_prepack,
-                             stem_chunk_frames=args.stem_chunk)
-    clip = inference_clip(torch.randn(1, args.frames, 3, args.size, args.size), CPU, channels_last=channels_last)
+    for name, method, backbone, ratio in models.select_rows(models.latency_rows(args.ratios), args.only):
+        net, gmacs[name] = models.build_eval_model(method, backbone, args.frames, ratio, args.size)
+        nets[name] = models.prepare(net, CPU, channels_last=channels_last, prepack=not args.no_prepack,
+                                    stem_chunk_frames=args.stem_chunk)
+    clip = torch.randn(1, args.frames, 3, args.size, args.size)
+    clip = models.inference_clip(clip, CPU, channels_last=channels_last)
+    calls = {k: (lambda n=n: n(clip)) for k, n in nets.items()}
     with torch.inference_mode():
-        times = time_interleaved({k: (lambda n=n: n(clip)) for k, n in nets.items()}, args.rounds, args.warmup)
-    rows = compare(times, REFERENCE, "ratio_to_tsm")
+        times = common.time_interleaved(calls, args.rounds, args.warmup)
+    rows = common.compare(times, models.REFERENCE, "ratio_to_tsm")
     for name, row in rows.items():
-        row.update(gmacs=gmacs[name], gmacs_ratio=gmacs[name] / gmacs[REFERENCE])
+        row.update(gmacs=gmacs[name], gmacs_ratio=gmacs[name] / gmacs[models.REFERENCE])
     return rows
 
 
@@ -108,13 +87,13 @@ def train_step(args: argparse.Namespace) -> dict:
     """ms per SGD step of AFNet-R50 and TSN-R50 on the same batch, interleaved after `--train-warmup` untimed
     steps each (the first steps still create the backward's buffers, the momenta and oneDNN primitives)."""
     cl = args.train_layout == "cl"
-    nets = training_models([TRAIN_REFERENCE, "afnet_r50"], args.frames, CPU, cl)
-    opts = training_optimizers(nets)
-    x, y = training_batch(args.train_batch, args.frames, args.size, CPU, cl)
-    times = time_interleaved({k: (lambda k=k: sgd_step(nets[k], opts[k], x, y)) for k in nets},
-                             args.train_rounds, args.train_warmup)
+    nets = models.training_models([models.TRAIN_REFERENCE, "afnet_r50"], args.frames, CPU, cl)
+    opts = models.training_optimizers(nets)
+    x, y = models.training_batch(args.train_batch, args.frames, args.size, CPU, cl)
+    calls = {k: (lambda k=k: models.sgd_step(nets[k], opts[k], x, y)) for k in nets}
+    times = common.time_interleaved(calls, args.train_rounds, args.train_warmup)
     return {"batch": args.train_batch, "layout": args.train_layout, "warmup": args.train_warmup,
-            "rounds": args.train_rounds, "models": compare(times, TRAIN_REFERENCE, "ratio_to_tsn")}
+            "rounds": args.train_rounds, "models": common.compare(times, models.TRAIN_REFERENCE, "ratio_to_tsn")}
 
 
 def print_latency(rows: dict[str, dict], args: argparse.Namespace) -> None:
@@ -130,7 +109,7 @@ def print_latency(rows: dict[str, dict], args: argparse.Namespace) -> None:
 
 
 def print_train_step(step: dict, frames: int, size: int) -> None:
-    a, b = step["models"]["afnet_r50"], step["models"][TRAIN_REFERENCE]
+    a, b = step["models"]["afnet_r50"], step["models"][models.TRAIN_REFERENCE]
     ci, p = a["ratio_ci90"], a["paired_ratio"]
     print(f"\ntraining step (fwd+bwd+SGD), {step['batch']}x{frames}x{size}², {step['layout']}: "
           f"AFNet-R50 {a['median']:.0f} ms [{a['min']:.0f}, {a['max']:.0f}], "
@@ -143,10 +122,10 @@ def main(argv: list[str] | None = None) -> dict:
     # The interleaved models together need more than oneDNN's default 1024 cached conv primitives; past that,
     # rounds rebuild (JIT) kernels and the timings grow noisy. Read when the first primitive is created.
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8192")
-    started = started_utc()
+    started = common.started_utc()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    result = {"device": "cpu", "machine": machine(CPU), "started": started, "frames": args.frames,
+    result = {"device": "cpu", "machine": common.machine(CPU), "started": started, "frames": args.frames,
               "size": args.size, "prepack": not args.no_prepack and not args.no_channels_last
               and torch.backends.mkldnn.is_available(), "stem_chunk_frames": args.stem_chunk, "rounds": args.rounds,
               "latency": latency(args)}
@@ -155,9 +134,9 @@ def main(argv: list[str] | None = None) -> dict:
         result["train_step"] = train_step(args)
         print_train_step(result["train_step"], args.frames, args.size)
     if args.out:
-        write_json(result, args.out)
+        common.write_json(result, args.out)
     if args.runs_dir:
-        write_json(result, kept_run_path(args.runs_dir, started))
+        common.write_json(result, common.kept_run_path(args.runs_dir, started))
     print(json.dumps(result))
     return result
 

@@ -31,32 +31,7 @@ from pathlib import Path
 
 import torch
 
-from src.bench.common import (
-    check_at_least,
-    check_ratios,
-    compare,
-    machine,
-    started_utc,
-    synchronize,
-    time_interleaved,
-    timer_for,
-    write_json,
-)
-from src.bench.models import (
-    REFERENCE,
-    TRAIN_MODELS,
-    TRAIN_REFERENCE,
-    build_eval_model,
-    inference_clip,
-    latency_rows,
-    prepare,
-    select_rows,
-    sgd_step,
-    training_batch,
-    training_gmacs,
-    training_models,
-    training_optimizers,
-)
+from src.bench import common, models
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 COMPILE_MODES = ["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
@@ -100,9 +75,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    check_at_least(ap, args, {"--frames": 1, "--size": 32, "--batches": 1, "--rounds": 1, "--warmup": 0,
+    common.check_at_least(ap, args, {"--frames": 1, "--size": 32, "--batches": 1, "--rounds": 1, "--warmup": 0,
                               "--train-frames": 1, "--train-batch": 1, "--train-rounds": 0, "--train-warmup": 0})
-    check_ratios(ap, args.ratios)
+    common.check_ratios(ap, args.ratios)
     return args
 
 
@@ -133,7 +108,7 @@ def first_calls(calls: dict, device: torch.device, errors: dict, where: str) -> 
         t0 = time.perf_counter()
         try:
             call()
-            synchronize(device)
+            common.synchronize(device)
         except Exception as e:  # one failing model must not cost the other figures of a GPU session
             errors[f"{where}/{name}"] = error_line(e)
             continue
@@ -144,25 +119,26 @@ def first_calls(calls: dict, device: torch.device, errors: dict, where: str) -> 
 def inference(args: argparse.Namespace, device: torch.device, errors: dict) -> dict:
     """{dtype: {batch (str): {row: ms stats, videos_per_s, ratio_to_tsm, ratio_ci90, paired_ratio, gmacs,
     gmacs_ratio, first_call_s}}} over the `--dtypes` and `--batches`."""
-    channels_last, timer = not args.no_channels_last, timer_for(device)
+    channels_last, timer = not args.no_channels_last, common.timer_for(device)
     base, gmacs = {}, {}
-    for name, method, backbone, ratio in select_rows(latency_rows(args.ratios), args.only):
-        base[name], gmacs[name] = build_eval_model(method, backbone, args.frames, ratio, args.size)
+    for name, method, backbone, ratio in models.select_rows(models.latency_rows(args.ratios), args.only):
+        base[name], gmacs[name] = models.build_eval_model(method, backbone, args.frames, ratio, args.size)
     out = {}
     for dname in args.dtypes:
         dtype, out[dname] = DTYPES[dname], {}
-        nets = {k: prepare(copy.deepcopy(n), device, dtype, channels_last, args.compile) for k, n in base.items()}
+        nets = {k: models.prepare(copy.deepcopy(n), device, dtype, channels_last, args.compile)
+                for k, n in base.items()}
         for batch in args.batches:
-            clip = inference_clip(torch.randn(batch, args.frames, 3, args.size, args.size), device, dtype,
-                                  channels_last)
+            clip = torch.randn(batch, args.frames, 3, args.size, args.size)
+            clip = models.inference_clip(clip, device, dtype, channels_last)
             with torch.inference_mode():
                 calls, first = first_calls({k: (lambda n=n, x=clip: n(x)) for k, n in nets.items()}, device,
                                            errors, f"{dname}/batch {batch}")
-                times = time_interleaved(calls, args.rounds, args.warmup, timer)
-            rows = compare(times, REFERENCE, "ratio_to_tsm")
+                times = common.time_interleaved(calls, args.rounds, args.warmup, timer)
+            rows = common.compare(times, models.REFERENCE, "ratio_to_tsm")
             for name, row in rows.items():
                 row.update(videos_per_s=batch * 1e3 / row["median"], gmacs=gmacs[name],
-                           gmacs_ratio=gmacs[name] / gmacs[REFERENCE], first_call_s=first[name])
+                           gmacs_ratio=gmacs[name] / gmacs[models.REFERENCE], first_call_s=first[name])
             out[dname][str(batch)] = rows
             print_inference(rows, dname, batch, args)
         del nets
@@ -177,15 +153,15 @@ def train_step(args: argparse.Namespace, device: torch.device, errors: dict) -> 
     one step in MiB (None off CUDA). The models are built one after another, each stepped twice (first step,
     then a step whose peak is measured) before the next is built, then timed interleaved."""
     cl, autocast = not args.no_channels_last, DTYPES[args.train_dtype] if args.train_dtype != "fp32" else None
-    x, y = training_batch(args.train_batch, args.train_frames, args.size, device, cl)
+    x, y = models.training_batch(args.train_batch, args.train_frames, args.size, device, cl)
     steps, first, peak = {}, {}, {}
-    for name in TRAIN_MODELS:
+    for name in models.TRAIN_MODELS:
         before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
-        net = training_models([name], args.train_frames, device, cl)[name]
-        opt = training_optimizers({name: net})[name]
+        net = models.training_models([name], args.train_frames, device, cl)[name]
+        opt = models.training_optimizers({name: net})[name]
 
         def step(net=net, opt=opt):
-            sgd_step(net, opt, x, y, autocast)
+            models.sgd_step(net, opt, x, y, autocast)
 
         ran, t = first_calls({name: step}, device, errors, f"train {args.train_dtype}")
         if not ran:
@@ -193,17 +169,17 @@ def train_step(args: argparse.Namespace, device: torch.device, errors: dict) -> 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         step()
-        synchronize(device)
+        common.synchronize(device)
         if device.type == "cuda":
             peak[name] = (torch.cuda.max_memory_allocated(device) - before) / 2**20
         opt.zero_grad(set_to_none=True)  # the next model's peak must not include these gradients
         steps[name], first[name] = step, t[name]
-    times = time_interleaved(steps, args.train_rounds, args.train_warmup, timer_for(device))
-    rows = compare(times, TRAIN_REFERENCE, "ratio_to_tsn")
-    gmacs = {name: training_gmacs(name, args.train_frames, args.size) for name in rows}
+    times = common.time_interleaved(steps, args.train_rounds, args.train_warmup, common.timer_for(device))
+    rows = common.compare(times, models.TRAIN_REFERENCE, "ratio_to_tsn")
+    gmacs = {name: models.training_gmacs(name, args.train_frames, args.size) for name in rows}
     for name, row in rows.items():
-        row.update(gmacs=gmacs[name], gmacs_ratio=gmacs[name] / gmacs[TRAIN_REFERENCE]
-                   if TRAIN_REFERENCE in gmacs else None, first_call_s=first[name], peak_mib=peak.get(name))
+        row.update(gmacs=gmacs[name], gmacs_ratio=gmacs[name] / gmacs[models.TRAIN_REFERENCE]
+                   if models.TRAIN_REFERENCE in gmacs else None, first_call_s=first[name], peak_mib=peak.get(name))
     return {"frames": args.train_frames, "batch": args.train_batch, "autocast": args.train_dtype,
             "optimizer": "SGD lr 1e-3 momentum 0.9", "rounds": args.train_rounds, "warmup": args.train_warmup,
             "models": rows}
@@ -255,8 +231,9 @@ def run(args: argparse.Namespace, device: torch.device) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = args.cudnn_benchmark
     errors: dict[str, str] = {}
-    result = {"device": device.type, "machine": machine(device), "started": started_utc(), "frames": args.frames,
-              "size": args.size, "channels_last": not args.no_channels_last, "compile": args.compile,
+    result = {"device": device.type, "machine": common.machine(device), "started": common.started_utc(),
+              "frames": args.frames, "size": args.size, "channels_last": not args.no_channels_last,
+              "compile": args.compile,
               "cudnn_benchmark": device.type == "cuda" and torch.backends.cudnn.benchmark,
               "tf32": {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32},
               "rounds": args.rounds, "warmup": args.warmup, "quick": args.quick,
@@ -269,7 +246,7 @@ def run(args: argparse.Namespace, device: torch.device) -> dict:
     for where, line in errors.items():
         print(f"failed: {where}: {line}")
     if args.out:
-        write_json(result, args.out)
+        common.write_json(result, args.out)
     print(json.dumps(result))
     return result
 

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 T ?=
 
-.PHONY: setup train test test-slow lint bench bench-train-ops bench-loader bench-mkl flops table report clean-logs
+.PHONY: setup train test test-slow lint bench bench-gpu bench-loader flops table report clean-logs
 
 setup: $(STAMP)
 
@@ -34,18 +34,16 @@ lint: setup
 flops: setup
 	$(PY) -m src.flops $(ARGS)
 
+# CPU latency (Table S5 protocol, 2 threads) and its spread over the kept runs; GPU: make bench-gpu ARGS=--quick
 bench: setup
 	$(PY) -m src.bench --out experiments/S5/bench.json --runs-dir experiments/S5/runs $(ARGS)
-	$(PY) -m src.bench_runs --out experiments/S5/runs.md
+	$(PY) -m src.bench.runs --out experiments/S5/runs.md
 
-bench-train-ops: setup
-	$(PY) -m src.bench_train_ops $(ARGS)
+bench-gpu: setup
+	$(PY) -m src.bench --device cuda --out experiments/S5/bench-gpu.json $(ARGS)
 
 bench-loader: setup
-	$(PY) experiments/bench_loader.py $(ARGS)
-
-bench-mkl: setup
-	$(PY) experiments/bench_mkl_dispatch.py $(ARGS)
+	$(PY) -m src.bench.loader $(ARGS)
 
 # make table T=S1: launch the sweep of paper table T (a re-launch skips finished jobs); make report T=S1
 table: setup

@@ -1,15 +1,16 @@
 """Training-clip loading speed: this suite's VideoDataset against a plain per-frame PIL loader.
 
-`python experiments/bench_loader.py [--videos 16] [--clips 32] [--batch 4] [--rounds 3] [--pil-decode] [--keep DIR]`
+`python -m src.bench.loader [--videos 16] [--clips 32] [--batch 4] [--rounds 3] [--pil-decode] [--keep DIR]`
+(`make bench-loader`)
 
 Generates a small realistic-size set (320x240 frames, 60-frame videos of moving textured blobs) as JPEG
 folders (quality 90) and H.264 mp4 files, then times training clips (8 and 16 frames, multi-scale crop to
 224², flip) with 0 and 2 DataLoader workers. The reference loader reads the same frames with the same crop:
 PIL open (or PyAV decode + to_image for mp4) -> resize to 320x240 -> crop -> resize to 224 -> to tensor ->
 normalise, one frame at a time. The first batch of each run (worker start-up) is not timed. Each row takes
-`--rounds` runs of each loader in turn (ours, PIL, ours, PIL, ...) and reports the medians, so that both see
-the same background load on a shared machine (earlier versions ran each loader once, one after the other;
-the reference pipeline itself is unchanged). Prints a table, then one JSON line.
+`--rounds` runs of each loader, interleaved (`common.time_interleaved`), and reports the medians, so that
+both see the same background load on a shared machine. Prints a table, then one JSON line (`--out`: also
+written there).
 
 Where ours is faster (same frames, crop and pixels up to resampling rounding): JPEGs are decoded by simplejpeg
 (libjpeg-turbo, when installed) straight into one (T, H, W, 3) uint8 buffer; resize, crop and flip run on the
@@ -22,8 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -33,13 +33,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from src.data import readers, sampling, transforms  # noqa: E402
-from src.data.dataset import VideoDataset  # noqa: E402
-from src.data.lists import VideoRecord  # noqa: E402
-from src.data.readers import FrameFolderReader, VideoFileReader  # noqa: E402
-from src.data.synthetic import write_mp4  # noqa: E402
+from src.bench.common import check_at_least, machine, time_interleaved, write_json
+from src.data import readers, sampling, transforms
+from src.data.dataset import VideoDataset
+from src.data.lists import VideoRecord
+from src.data.readers import FrameFolderReader, VideoFileReader
+from src.data.synthetic import write_mp4
 
 H, W, NUM_FRAMES, CROP, TEMPLATE = 240, 320, 60, 224, "{:05d}.jpg"
 
@@ -112,8 +111,8 @@ class PILReference(Dataset):
         return torch.stack(out), torch.tensor(rec.label)
 
 
-def clips_per_second(dataset, clips: int, batch: int, workers: int) -> float:
-    """Clips/s over `clips` clips after one untimed batch."""
+def ms_per_clip(dataset, clips: int, batch: int, workers: int) -> float:
+    """Milliseconds per clip over `clips` clips after one untimed batch (the workers' start-up)."""
     order = [k % len(dataset) for k in range(clips + batch)]
     loader = DataLoader(dataset, batch_size=batch, sampler=order, num_workers=workers,
                         multiprocessing_context="fork" if workers else None)
@@ -121,21 +120,21 @@ def clips_per_second(dataset, clips: int, batch: int, workers: int) -> float:
     next(it)
     t0 = time.perf_counter()
     n = sum(x.shape[0] for x, _ in it)
-    return n / (time.perf_counter() - t0)
+    return (time.perf_counter() - t0) * 1e3 / n
 
 
 def compare(ours, ref, clips: int, batch: int, workers: int, rounds: int) -> tuple[float, float]:
-    """Median clips/s of each loader over `rounds` runs taken in turn (ours, PIL, ours, PIL, ...), so that both
-    see the same background load on a shared machine."""
-    a, b = [], []
-    for _ in range(rounds):
-        a.append(clips_per_second(ours, clips, batch, workers))
-        b.append(clips_per_second(ref, clips, batch, workers))
-    return float(np.median(a)), float(np.median(b))
+    """Median clips/s of each loader over `rounds` runs, interleaved, so that both see the same background
+    load on a shared machine."""
+    calls = {"ours": lambda: ms_per_clip(ours, clips, batch, workers),
+             "pil": lambda: ms_per_clip(ref, clips, batch, workers)}
+    times = time_interleaved(calls, rounds, 0, timer=lambda call: call())  # each call times itself
+    return 1e3 / statistics.median(times["ours"]), 1e3 / statistics.median(times["pil"])
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m src.bench.loader", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=16)
     ap.add_argument("--clips", type=int, default=32, help="timed clips per run")
     ap.add_argument("--batch", type=int, default=4)
@@ -144,7 +143,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     ap.add_argument("--keep", default=None, help="generate into (or reuse) this folder instead of a temporary one")
     ap.add_argument("--pil-decode", action="store_true", help="ours decodes JPEGs with PIL too (no simplejpeg)")
+    ap.add_argument("--out", type=Path, help="also write the JSON here")
     args = ap.parse_args(argv)
+    check_at_least(ap, args, {"--videos": 1, "--clips": 1, "--batch": 1, "--rounds": 1, "--frames": 1,
+                              "--workers": 0})
     if args.pil_decode:
         readers.simplejpeg = None  # forked workers inherit it
     torch.set_num_threads(1)
@@ -162,8 +164,7 @@ def main(argv=None) -> dict:
                                                         for r in records]
                 ours = VideoDataset(recs, sources[fmt], t, train=True, scale_size=(H, W), crop_size=CROP, flip=True)
                 ref = PILReference(records, root, fmt, t)
-                a, b = ours[1][0], ref[1][0]
-                assert a.shape == b.shape == (t, 3, CROP, CROP)
+                a, b = ours[min(1, len(records) - 1)][0], ref[min(1, len(records) - 1)][0]
                 check[f"{fmt}_{t}f_mean_abs_diff"] = round(float((a - b).abs().mean()), 4)
                 for w in args.workers:
                     ca, cb = compare(ours, ref, args.clips, args.batch, w, args.rounds)
@@ -177,8 +178,10 @@ def main(argv=None) -> dict:
           + ", ".join(f"{k} {v}" for k, v in check.items()))
     result = {"rows": rows, "agreement": check, "generate_s": round(gen_s, 1), "videos": args.videos,
               "size": [H, W], "num_frames": NUM_FRAMES, "batch": args.batch, "rounds": args.rounds,
-              "jpeg_decoder": "simplejpeg" if readers.simplejpeg is not None else "PIL", "torch_threads": 1,
-              "cpus": __import__("os").cpu_count(), "python": platform.python_version()}
+              "jpeg_decoder": "simplejpeg" if readers.simplejpeg is not None else "PIL",
+              "machine": machine(torch.device("cpu"))}
+    if args.out:
+        write_json(result, args.out)
     print(json.dumps(result))
     return result
 

@@ -1,16 +1,15 @@
-"""Run-to-run spread of `make bench`: `python -m src.bench_runs [experiments/S5/runs/*.json] [--out F.md]`.
+"""Run-to-run spread of `make bench`: `python -m src.bench.runs [experiments/S5/runs/*.json] [--out F.md]`.
 
-Every `make bench` also keeps its JSON under experiments/S5/runs/. This groups those runs by setting
-(allocator, frames, size, machine: CPU, cores, threads, torch; prepacked convs or not) and, per latency row and
-per training layout, gives the ratio to the reference (ratio of medians) over the runs as min / median / max,
-next to the noise each run reports itself: the min / max of its per-round paired ratios. `within noise` says
-whether every run's ratio lies inside every other run's per-round [min, max], i.e. whether one run reproduces
-another within the noise the other reported. Runs that carry a 90% bootstrap interval of their ratio
-(`src.bench.ratio_interval`, since 2026-12-03) are also checked: every run's ratio against each of those
-intervals, the stricter test; a "no" there means the machine drifted between runs by more than one run's
-sampling noise.
+Every `make bench` also keeps its JSON under experiments/S5/runs/. This groups those runs by setting (clip
+length and size, machine: CPU and its vector ISA, cores, threads, torch; prepacked convs; stem chunks) and, per
+latency row and per training step, gives the ratio to the reference (ratio of medians) over the runs as
+min / median / max, next to the noise each run reports itself: the min / max of its per-round paired ratios.
+`within noise` says whether every run's ratio lies inside every other run's per-round [min, max], i.e. whether
+one run reproduces another within the noise the other reported. Runs that carry a 90% bootstrap interval of
+their ratio (`common.ratio_interval`) are also checked: every run's ratio against each of those intervals,
+the stricter test; a "no" there means the machine drifted between runs by more than one run's sampling noise.
+Older runs (an `allocator` key; a training step per memory layout with its ratio inside) are read as well.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -18,7 +17,7 @@ import json
 import statistics
 from pathlib import Path
 
-RUNS = Path(__file__).resolve().parent.parent / "experiments" / "S5" / "runs"
+RUNS = Path(__file__).resolve().parents[2] / "experiments" / "S5" / "runs"
 
 
 def load_runs(paths: list[Path]) -> list[dict]:
@@ -30,7 +29,7 @@ def load_runs(paths: list[Path]) -> list[dict]:
         except (OSError, json.JSONDecodeError) as e:
             raise SystemExit(f"{p}: not a readable bench JSON ({e})") from e
         if "latency" not in run:
-            raise SystemExit(f"{p}: no 'latency' key, not written by src.bench")
+            raise SystemExit(f"{p}: no 'latency' key, not written by src.bench --device cpu")
         for name, row in run["latency"].items():
             for key in ("ratio_to_tsm", "paired_ratio"):
                 if key not in row:
@@ -56,14 +55,28 @@ def spread(entries: list[dict]) -> dict:
 
 
 def setting(run: dict) -> str:
-    """What must match for two runs' ratios to be comparable: allocator, clip size, machine and threads, and
-    whether the convs ran on prepacked weights (runs before 2026-12-02 night have no `prepack` key: they did not)
-    and the stems frame-chunked (runs before 2026-12-03 have no `stem_chunk_frames` key: they were not)."""
+    """What must match for two runs' ratios to be comparable: clip size, machine and threads, whether the convs
+    ran on prepacked weights and the stems frame-chunked (a run without those keys did neither), and for older
+    runs glibc's malloc keeping freed memory (`allocator: keep`)."""
     chunk = run.get("stem_chunk_frames", 0)
-    return (f"{run.get('allocator', 'default')} allocator, {run.get('frames', '?')} frames, "
-            f"{run.get('size', '?')}², {run.get('machine', 'unknown machine')}"
+    return (f"{run.get('frames', '?')} frames, {run.get('size', '?')}², {run.get('machine', 'unknown machine')}"
             f"{', prepacked convs' if run.get('prepack') else ''}"
-            f"{f', stems in {chunk}-frame chunks' if chunk else ''}")
+            f"{f', stems in {chunk}-frame chunks' if chunk else ''}"
+            f"{', malloc keeps freed memory' if run.get('allocator') == 'keep' else ''}")
+
+
+def train_entries(run: dict) -> dict[str, dict]:
+    """{"train <layout>": {"ratio", "paired", "ci"}} of a run's training step: one entry today (the AFNet-R50
+    row of `train_step.models`), one per memory layout in older runs."""
+    step = run.get("train_step", {})
+    if "models" in step:
+        row = step["models"].get("afnet_r50")
+        if not row or row.get("ratio_to_tsn") is None:
+            return {}
+        return {f"train {step.get('layout', 'nchw')}": {"ratio": row["ratio_to_tsn"], "paired": row["paired_ratio"],
+                                                         "ci": row.get("ratio_ci90")}}
+    return {f"train {layout}": {"ratio": v["ratio"], "paired": v["paired_ratio"], "ci": v.get("ratio_ci90")}
+            for layout, v in step.items() if isinstance(v, dict) and "ratio" in v}
 
 
 def summarise(runs: list[dict]) -> dict[str, dict[str, dict]]:
@@ -76,10 +89,8 @@ def summarise(runs: list[dict]) -> dict[str, dict[str, dict]]:
             for name, v in r["latency"].items():
                 rows.setdefault(name, []).append({"ratio": v["ratio_to_tsm"], "paired": v["paired_ratio"],
                                                   "ci": v.get("ratio_ci90")})
-            for layout, v in r.get("train_step", {}).items():
-                if isinstance(v, dict) and "ratio" in v:
-                    rows.setdefault(f"train {layout}", []).append({"ratio": v["ratio"], "paired": v["paired_ratio"],
-                                                                   "ci": v.get("ratio_ci90")})
+            for name, entry in train_entries(r).items():
+                rows.setdefault(name, []).append(entry)
         out[key] = {name: spread(entries) for name, entries in rows.items()}
     return out
 
@@ -88,7 +99,7 @@ def markdown(summary: dict[str, dict[str, dict]], runs: list[dict]) -> str:
     lines = ["# make bench: spread over runs", "",
              "Ratio to TSM-R50 (latency rows) or to TSN-R50 (training rows) per run, as the ratio of medians; "
              "`per-round range` is the widest [min, max] of the runs' own per-round paired ratios; `90% intervals` "
-             "spans the runs' bootstrap intervals of their ratio (runs since 2026-12-03 04:50 UTC have one), and "
+             "spans the runs' bootstrap intervals of their ratio (where the runs have one), and "
              "`within 90%` says whether every run's ratio lies inside each of those intervals.", ""]
     for key, rows in summary.items():
         names = [r["run"] for r in runs if setting(r) == key]

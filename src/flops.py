@@ -21,6 +21,7 @@ def count(cfg) -> dict:
     profile = profile_macs(net, cfg.num_segments, input_size=cfg.input_size)
     has_masks = bool(profile.focal)
     ratio = cfg.ratio if cfg.ratio is not None else (cfg.rt if has_masks else 1.0)
+    ratio = 1.0 if profile.every_frame else ratio  # soft selection weights every frame: all are computed
     spatial = [cfg.spatial_ratio] * len(profile.focal) if cfg.spatial_ratio is not None and has_masks else None
     gmacs = profile.gmacs(float(ratio), spatial)
     return {

@@ -97,9 +97,12 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
     kwargs = net_config(cfg, num_classes=cfg.dataset.num_classes)
     net = build_net(kwargs)
     if cfg.get("pretrained"):
-        from src.models.checkpoints import load_pretrained
+        from src.models.checkpoints import CheckpointError, PretrainedError, load_pretrained
 
-        load_pretrained(net, cfg.pretrained)
+        try:
+            load_pretrained(net, cfg.pretrained, strict=cfg.get("pretrained_strict", True))
+        except (CheckpointError, PretrainedError) as e:
+            raise ConfigError(f"pretrained: {e}") from None
     module = VideoLitModule(
         net, num_classes=cfg.dataset.num_classes, metric=cfg.dataset.get("metric", "top1"),
         optim=OmegaConf.to_container(cfg.optim, resolve=True), lambda_rt=cfg.loss.lambda_rt,

@@ -70,8 +70,10 @@ def media_plan(dataset: str, odd: bool) -> dict[str, list[tuple[str, int, int]]]
     return {"train": [(ids[0], 9, 3), (ids[1], 12, 0), (ids[2], 7, 5), (ids[3], 10, 3)], "val": [(ids[4], 8, 5)]}
 
 
-def _write_semicolon(src: Path, prefix: str, names: list[str], plan, template: str, media: Path) -> None:
-    (src / f"{prefix}-labels.csv").write_text("".join(n + "\n" for n in names), encoding="utf-8")
+def _write_semicolon(src: Path, prefix: str, names: list[str], plan, template: str, media: Path,
+                     listed: list[str] | None = None) -> None:
+    """listed: the labels file's order of the class names (default: `names`)."""
+    (src / f"{prefix}-labels.csv").write_text("".join(n + "\n" for n in listed or names), encoding="utf-8")
     for split, official in (("train", "train"), ("val", "validation")):
         rows = [f"{vid};{names[y]}\n" for vid, _, y in plan[split]]
         (src / f"{prefix}-{official}.csv").write_text("".join(rows), encoding="utf-8")
@@ -79,15 +81,25 @@ def _write_semicolon(src: Path, prefix: str, names: list[str], plan, template: s
             write_frames(media / vid, n, template)
 
 
-def write_official(dataset: str, src: Path, odd: bool = True, broken: bool = False) -> dict:
+def unsorted(names: list[str]) -> list[str]:
+    """The class names in an order that is not the sorted one (odd positions first)."""
+    return names[1::2] + names[0::2]
+
+
+def write_official(dataset: str, src: Path, odd: bool = True, broken: bool = False,
+                   shuffle_classes: bool = False) -> dict:
     """Write the official-format files of `dataset` under src; returns the media plan. broken: one extra
-    train video whose file is not a video (prepare must report and skip it)."""
+    train video whose file is not a video (prepare must report and skip it). shuffle_classes: the V1 / Jester
+    labels file lists the classes in `unsorted` order; Mini-Kinetics and ActivityNet get an official class list
+    (classInd.txt, `index name` lines, 1-based) in that order."""
     src.mkdir(parents=True, exist_ok=True)
     names, plan = class_names(dataset), media_plan(dataset, odd)
     if dataset == "sthv1":
-        _write_semicolon(src, "something-something-v1", names, plan, "{:05d}.jpg", src / "20bn-something-something-v1")
+        _write_semicolon(src, "something-something-v1", names, plan, "{:05d}.jpg", src / "20bn-something-something-v1",
+                         unsorted(names) if shuffle_classes else None)
     elif dataset == "jester":
-        _write_semicolon(src, "jester-v1", names, plan, "{:05d}.jpg", src / "20bn-jester-v1")
+        _write_semicolon(src, "jester-v1", names, plan, "{:05d}.jpg", src / "20bn-jester-v1",
+                         unsorted(names) if shuffle_classes else None)
     elif dataset == "sthv2":
         # labels.json order is not the alphabetical one: the indices are the classes' order
         order = list(reversed(names))
@@ -128,6 +140,9 @@ def write_official(dataset: str, src: Path, odd: bool = True, broken: bool = Fal
                                                         encoding="utf-8")
     else:
         raise ValueError(dataset)
+    if shuffle_classes and dataset in ("minik", "activitynet"):
+        (src / "classInd.txt").write_text("".join(f"{i} {n}\n" for i, n in enumerate(unsorted(names), 1)),
+                                          encoding="utf-8")
     if broken:
         if SPECS[dataset].shipped != "video":
             raise ValueError(f"{dataset} ships frames: no video to break")
@@ -159,7 +174,8 @@ def _add_broken_video(dataset: str, src: Path, names: list[str]) -> None:
     (src / "videos" / f"v_{vid}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 garbage" * 10)
 
 
-def make_official_copy(dataset: str, root: str | Path, odd: bool = True, broken: bool = False, **prepare_kw) -> dict:
+def make_official_copy(dataset: str, root: str | Path, odd: bool = True, broken: bool = False,
+                       shuffle_classes: bool = False, **prepare_kw) -> dict:
     """Official-format files under <root>/official/<dataset>, prepared into <root>/data/<config dir>.
 
     Returns {dataset, data_root, src, out, classes, plan, summary, overrides}: `overrides` select the dataset
@@ -167,7 +183,7 @@ def make_official_copy(dataset: str, root: str | Path, odd: bool = True, broken:
     root = Path(root)
     src, data_root = root / "official" / dataset, root / "data"
     out = data_root / SPECS[dataset].dir
-    plan = write_official(dataset, src, odd=odd, broken=broken)
+    plan = write_official(dataset, src, odd=odd, broken=broken, shuffle_classes=shuffle_classes)
     summary = prepare(dataset, src, out, **prepare_kw)
     classes = (out / "classes.txt").read_text(encoding="utf-8").splitlines()
     return {"dataset": dataset, "data_root": data_root, "src": src, "out": out, "classes": classes, "plan": plan,

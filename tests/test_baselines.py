@@ -8,7 +8,7 @@ from torch import nn
 
 from src.models import BACKBONES, METHODS, VideoOutput, build_video_model
 from src.models.mobilenetv3 import InvertedResidual, MobileNetV3
-from src.models.resnet import ResNet, load_imagenet_weights
+from src.models.resnet import ResNet
 
 T, N, SIZE, K = 8, 2, 64, 5
 TINY = {"width": 8, "width_mult": 0.25}
@@ -137,23 +137,6 @@ def test_kaiming_init_and_width_scaling():
     assert m.out_channels == 16 * 8 * 4 and m.layer3[0].conv2.out_channels == 64
     w = ResNet(50).layer3[0].conv2.weight  # fan_out = 256 * 9
     assert abs(w.std().item() - (2 / (256 * 9)) ** 0.5) < 5e-4
-
-
-def test_load_imagenet_weights(tmp_path):
-    src = ResNet(18, width=8, num_classes=1000)
-    path = tmp_path / "r18.pth"
-    torch.save({"state_dict": {"module." + k: v for k, v in src.state_dict().items()}}, path)
-    net = build_video_model("tsm", "r18", 7, T, width=8)
-    report = load_imagenet_weights(net, path, add_prefix="trunk.")
-    assert set(report["skipped"]) == {"trunk.fc.weight", "trunk.fc.bias"}  # the trunk has no ImageNet head
-    assert report["missing"] == ["head.1.bias", "head.1.weight"]
-    for k, v in src.state_dict().items():
-        if not k.startswith("fc."):
-            assert torch.equal(net.state_dict()["trunk." + k], v)
-    # a shape mismatch is skipped, not fatal
-    other = ResNet(18, width=8, num_classes=10)
-    report = load_imagenet_weights(other, path)
-    assert "fc.weight" in report["skipped"] and torch.equal(other.conv1.weight, src.conv1.weight)
 
 
 def test_inverted_residual_api():

@@ -1,4 +1,5 @@
-"""Analytic GMACs per video (SPEC §5) against the published figures and torch's FlopCounterMode."""
+"""Analytic GMACs per video (the official counter's conventions) against the published figures and torch's
+FlopCounterMode."""
 
 from __future__ import annotations
 
@@ -148,7 +149,7 @@ def test_profile_is_cheap_to_query():
     assert prof.gmacs([1.0] * 10) == pytest.approx(23.11, abs=0.005)
 
 
-# ---------------------------------------------------------------- AFNet (SPEC §5 closed forms)
+# ---------------------------------------------------------------- AFNet (the official counter's closed forms)
 
 @needs_afnet
 @pytest.mark.parametrize(("method", "frames", "ratio", "paper"), [
@@ -203,3 +204,17 @@ def test_af_meta_count_equals_real_count(method):
     meta, real = profile_macs(net, 4, input_size=32), profile_macs(net, 4, input_size=32, meta=False)
     assert meta.static == pytest.approx(real.static, rel=1e-12)
     assert meta.focal == pytest.approx(real.focal, rel=1e-12) and len(real.focal) == 10
+
+
+@needs_afnet
+def test_soft_selection_counts_every_frame():
+    """afnet_soft weights frames instead of skipping them, so it pays the full focal compute whatever its weights
+    (AF-ResNet-50: 23.11 GMACs at 8 frames, 34.66 at 12); `val/gflops` and `src.flops` count it so."""
+    from src.flops import main
+
+    r = main(["model=afnet_soft", "backbone=r50", "num_segments=12", "rt=0.5"])
+    assert r["ratio"] == 1.0 and rel(r["gmacs_per_video"], 34.66) < 0.005  # 34.64 with 174 classes
+    soft = profile_macs(build_video_model("afnet_soft", "r50", 174, 12), 12)
+    assert soft.every_frame and soft.gmacs([0.3] * 10) == soft.gmacs(0.5) == soft.static + sum(soft.focal)
+    assert soft.gmacs(0.5) == pytest.approx(r["gmacs_per_video"])
+    assert not profile_macs(build_video_model("afnet", "r18", 10, 4, width=8), 4).every_frame

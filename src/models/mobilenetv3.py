@@ -4,17 +4,18 @@ Reusable blocks (stable API, also used by AF-MobileNetV3 in `src.models.afnet`):
 
 - `make_divisible(v, divisor=8)`: channel rounding of the reference model.
 - `HSwish`, `HSigmoid`: hard activations, x * relu6(x + 3) / 6 and relu6(x + 3) / 6.
-- `SqueezeExcite(channels, squeeze_ch)`: GAP -> 1x1 conv (bias) -> ReLU -> 1x1 conv (bias) -> h-sigmoid.
+- `SqueezeExcite(channels, squeeze_ch, act=None)`: GAP -> 1x1 conv (bias) -> ReLU -> 1x1 conv (bias) -> h-sigmoid
+  scales the input; `act` (a module class) is then applied to the scaled output.
 - `ConvBNAct(in_ch, out_ch, kernel, stride=1, groups=1, act=...)`: conv (no bias) -> BN -> activation.
 - `InvertedResidual(in_ch, exp_ch, out_ch, kernel, stride, use_se, use_hs, pw_groups=1, shift=False,
-  num_segments=8, proj_shortcut=False)`: the MobileNetV3 block. `forward(x) = skip(x) + residual(x)` when
-  the block has a skip connection (`has_skip`), else `residual(x)`. `residual(x)` (method: shift, then the
-  `conv` Sequential) and `skip` (module or None) are public so a caller can gate the residual per frame:
-  y = skip(x) + m * residual(x). `residual_convs()` lists the convs of the residual function (to tag with
-  `focal_mask_index` for the FLOPs counter).
+  num_segments=8, proj_shortcut=False, se_before_act=False)`: the MobileNetV3 block.
+  `forward(x) = skip(x) + residual(x)` when the block has a skip connection (`has_skip`), else `residual(x)`.
+  `residual(x)` (method: shift, then the `conv` Sequential) and `skip` (module or None) are public so a
+  caller can gate the residual per frame: y = skip(x) + m * residual(x). `residual_convs()` lists the
+  convs of the residual function (to tag with `focal_mask_index` for the FLOPs counter).
 
-The shift (TSM, SPEC §2.10) sits at the start of the residual function of every block, the skip stays
-unshifted. AF-MobileNetV3 shifts in every block (SPEC §2.11); this suite does the same for TSM-MobileNetV3 [I].
+The shift (TSM's residual shift) sits at the start of the residual function of every block, the skip stays
+unshifted. AF-MobileNetV3 shifts in every block; this suite does the same for TSM-MobileNetV3 [I].
 """
 
 from __future__ import annotations
@@ -65,18 +66,24 @@ class HSigmoid(nn.Module):
 
 
 class SqueezeExcite(nn.Module):
-    """Channel attention: (B, C, H, W) -> (B, C, H, W), scaled by a per-image, per-channel weight in [0, 1]."""
+    """Channel attention: (B, C, H, W) -> (B, C, H, W), scaled by a per-image, per-channel weight in [0, 1].
 
-    def __init__(self, channels: int, squeeze_ch: int):
+    act: an activation applied after the scaling (None: none). It carries no parameters, so the state-dict
+    keys are the same either way.
+    """
+
+    def __init__(self, channels: int, squeeze_ch: int, act: type[nn.Module] | None = None):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)  # a module, so the FLOPs counter sees the GAP
         self.fc1 = nn.Conv2d(channels, squeeze_ch, 1)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(squeeze_ch, channels, 1)
         self.gate = HSigmoid()
+        self.post_act = act() if act is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+        y = x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+        return y if self.post_act is None else self.post_act(y)
 
 
 class ConvBNAct(nn.Sequential):
@@ -102,11 +109,14 @@ class InvertedResidual(nn.Module):
     shift: residual temporal shift over `num_segments` frames at the start of the residual function.
     proj_shortcut: when the shapes differ at stride 1, add a 1x1 conv (groups=pw_groups) + BN skip
         instead of dropping the skip; the standard model has no such shortcut (False).
+    se_before_act: with `use_se`, the depthwise stage is conv -> BN -> SE -> activation (the official AFNet
+        MobileNetV3 blocks) instead of conv -> BN -> activation -> SE (the standard model, which ImageNet
+        MobileNetV3 weights expect). The state-dict keys are the same.
     """
 
     def __init__(self, in_ch: int, exp_ch: int, out_ch: int, kernel: int, stride: int, use_se: bool,
                  use_hs: bool, pw_groups: int = 1, shift: bool = False, num_segments: int = 8,
-                 proj_shortcut: bool = False):
+                 proj_shortcut: bool = False, se_before_act: bool = False):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
@@ -116,9 +126,10 @@ class InvertedResidual(nn.Module):
         layers: list[nn.Module] = []
         if exp_ch != in_ch:
             layers.append(ConvBNAct(in_ch, exp_ch, 1, groups=pw_groups, act=act))
-        layers.append(ConvBNAct(exp_ch, exp_ch, kernel, stride, groups=exp_ch, act=act))
+        late_act = use_se and se_before_act  # the SE then sees the BN output and applies the activation itself
+        layers.append(ConvBNAct(exp_ch, exp_ch, kernel, stride, groups=exp_ch, act=None if late_act else act))
         if use_se:
-            layers.append(SqueezeExcite(exp_ch, make_divisible(exp_ch / 4)))
+            layers.append(SqueezeExcite(exp_ch, make_divisible(exp_ch / 4), act=act if late_act else None))
         layers.append(ConvBNAct(exp_ch, out_ch, 1, groups=pw_groups, act=None))
         self.conv = nn.Sequential(*layers)
 

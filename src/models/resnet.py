@@ -1,18 +1,18 @@
 """ResNet-18/34/50/101 (v1.5: stride on the 3x3 conv) from plain torch.nn, with an optional TSM residual shift.
 
 Module names follow the standard ImageNet ResNet (conv1, bn1, layer1.0.conv1, layer1.0.downsample.0/1, fc),
-so a locally stored standard state dict loads 1:1 with `load_imagenet_weights`. ResNet-50 at width 64:
-25,557,032 parameters (1000-way) and 4.089 GMACs per 224² frame.
+so a standard (torchvision-format) state dict loads 1:1 (`src.models.checkpoints.load_pretrained`).
+ResNet-50 at width 64: 25,557,032 parameters (1000-way) and 4.089 GMACs per 224² frame.
+
+TSM's shift placement (`tsm_shifted`): every residual block, except where the third stage has 23 or more
+blocks (ResNet-101): there TSM's code shifts every other block (0, 2, 4, ...) of each of the four stages.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from src.models.checkpoints import load_matching  # noqa: F401  (re-exported)
 from src.models.frame_ops import frame_chunked
 from src.models.temporal_shift import TemporalShift, temporal_shift_
 
@@ -96,12 +96,19 @@ DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, ...]]] = {
 }
 
 
+def tsm_shifted(counts: tuple[int, ...]) -> list[list[bool]]:
+    """Which blocks of each stage TSM shifts, for stage block counts `counts`: all of them, or every other
+    block (0, 2, 4, ...) of every stage when the third stage has 23 or more blocks (TSM's `n_round = 2`)."""
+    step = 2 if counts[2] >= 23 else 1
+    return [[j % step == 0 for j in range(n)] for n in counts]
+
+
 class ResNet(nn.Module):
     """ImageNet ResNet on (B, 3, H, W) frames -> (B, num_classes) logits; `features` gives (B, out_channels).
 
     depth: 18, 34, 50 or 101. width: stem / first-stage width (64 = the published model, 8-16 for tests);
-    stage widths are width * (1, 2, 4, 8). shift / num_segments: TSM residual shift in every block over clips
-    of num_segments consecutive images (B = N*T). num_classes=0 leaves `fc` an Identity.
+    stage widths are width * (1, 2, 4, 8). shift / num_segments: TSM residual shift over clips of num_segments
+    consecutive images (B = N*T), in the blocks TSM shifts (`tsm_shifted`). num_classes=0 leaves `fc` an Identity.
     zero_init_residual: the last BN of every block starts at gamma=0 (off, as the standard model).
     stem_chunk_frames: in eval mode, run the stem (conv, BN, ReLU, max-pool; per frame) on chunks of this many
     frames (`frame_chunked`; 0: all at once), set by `prepare_for_inference`.
@@ -119,12 +126,13 @@ class ResNet(nn.Module):
         self.conv1, self.bn1 = conv_bn(3, width, 7, 2)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        in_ch = width
+        in_ch, shifted = width, tsm_shifted(counts)
         for i, n in enumerate(counts):
             planes, stride = width * 2**i, 1 if i == 0 else 2
             blocks = []
             for j in range(n):
-                blocks.append(block(in_ch, planes, stride if j == 0 else 1, shift=shift, num_segments=num_segments))
+                blocks.append(block(in_ch, planes, stride if j == 0 else 1, shift=shift and shifted[i][j],
+                                    num_segments=num_segments))
                 in_ch = planes * block.expansion
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -154,17 +162,3 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
-
-
-def load_imagenet_weights(model: nn.Module, path: str | Path, add_prefix: str = "") -> dict:
-    """Load a locally stored standard ImageNet ResNet state dict (plain, or under 'state_dict' / 'model')
-    into `model` by name and shape, e.g. a 1000-way `fc` is skipped for a 174-way model. `add_prefix`
-    maps into a wrapper ('trunk.' for a TSN/TSM model). Prints and returns the `load_matching` report."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    report = load_matching(model, state, add_prefix=add_prefix)
-    if report["skipped"]:
-        print(f"load_imagenet_weights: {len(report['loaded'])} tensors loaded, skipped {report['skipped']}")
-    return report

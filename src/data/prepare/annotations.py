@@ -2,6 +2,14 @@
 (video id, label) pairs. Pure file parsing, no media access.
 
 Where a file can take more than one name in the wild, `find` tries the official name first, then a glob.
+
+Label order = the order the released checkpoints were trained with, so their class indices mean the same:
+- Something-Something V1 and Jester: the class names sorted (Python's `sorted`, by code point), as TSM's label
+  scripts write category.txt, whatever the order of the labels file;
+- Something-Something V2: the ids of something-something-v2-labels.json;
+- Mini-Kinetics and ActivityNet: the order of an official class list placed beside the annotations
+  (`CLASS_LISTS`: one name a line, optionally with its index), else the class names sorted, the order of
+  the Kinetics label map (alphabetical).
 """
 
 from __future__ import annotations
@@ -53,9 +61,9 @@ def _semicolon_rows(path: Path) -> list[tuple[int, str, str]]:
 
 
 def _semicolon_dataset(src: Path, prefix: str) -> Annotations:
-    """Labels file (one class a line, the line order is the label) + `id;label` train and validation files."""
+    """Labels file (one class a line) + `id;label` train and validation files; label = index in sorted names."""
     labels_file = find(src, [f"{prefix}-labels.csv"])
-    classes = [ln.strip() for ln in labels_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    classes = sorted({ln.strip() for ln in labels_file.read_text(encoding="utf-8").splitlines() if ln.strip()})
     index = {c: i for i, c in enumerate(classes)}
     ann = Annotations(classes)
     for split, official in (("train", "train"), ("val", "validation")):
@@ -104,6 +112,42 @@ def sthv2(src: Path) -> Annotations:
     return ann
 
 
+CLASS_LISTS = ["classInd.txt", "class_list.txt", "category.txt", "categories.txt",
+               "kinetics_label_map.txt", "label_map_k400.txt"]
+
+
+def class_key(name: str) -> str:
+    """A class name as lists in the wild spell it: case, quotes, brackets and `_` for spaces do not matter."""
+    return " ".join(re.sub(r"[\"'()\[\]]", "", name).replace("_", " ").lower().split())
+
+
+def read_class_list(path: Path) -> list[str]:
+    """Class names of a class-list file in label order: one name a line, optionally with its index before it
+    (`12 abseiling`, `12,abseiling`; 0- or 1-based), then ordered by that index."""
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            m = re.fullmatch(r"\s*(\d+)[\s,;:]+(.*\S)\s*", line)
+            rows.append((int(m[1]), m[2]) if m else (lineno, line.strip()))
+    return [name for _, name in sorted(rows, key=lambda r: r[0])]
+
+
+def official_order(src: Path, names: set[str], notes: list[str]) -> list[str]:
+    """`names` in the order of the first `CLASS_LISTS` file under src (or one folder below), else sorted.
+    The list may hold more classes (Kinetics-400's for Mini-Kinetics); it must hold every one of `names`."""
+    path = next((p for n in CLASS_LISTS for p in (src / n, *sorted(src.glob(f"*/{n}"))) if p.is_file()), None)
+    if path is None:
+        notes.append(f"class order: names sorted (no {' / '.join(CLASS_LISTS[:2])} ... under {src})")
+        return sorted(names)
+    by_key = {class_key(n): n for n in names}
+    order = [by_key.pop(class_key(n)) for n in read_class_list(path) if class_key(n) in by_key]
+    if by_key:
+        raise AnnotationError(f"{path}: classes {sorted(by_key.values())[:3]} of the annotations are not in this "
+                              f"class list ({len(by_key)} missing)")
+    notes.append(f"class order: {path}")
+    return order
+
+
 def kinetics_rows(path: Path) -> list[dict]:
     """Rows of a Kinetics-400 CSV (`label,youtube_id,time_start,time_end,split[,is_cc]`); [] for any other CSV
     (the test CSV has no label column in some releases, and downloads often hold unrelated CSVs)."""
@@ -114,8 +158,8 @@ def kinetics_rows(path: Path) -> list[dict]:
 
 def minik(src: Path, train_ids: Path | None = None, val_ids: Path | None = None) -> Annotations:
     """Mini-Kinetics-200: Kinetics-400 CSVs give each YouTube id its label; the split files (one id a line)
-    choose the videos. The classes are the Kinetics labels that occur in the split files, sorted by name
-    (200 with the standard split). Ids absent from the CSVs are noted and skipped."""
+    choose the videos. The classes are the Kinetics labels that occur in the split files (200 with the standard
+    split), in `official_order`. Ids absent from the CSVs are noted and skipped."""
     label_of: dict[str, str] = {}
     for csv_path in sorted([*src.glob("*.csv"), *src.glob("*/*.csv")]):
         for row in kinetics_rows(csv_path):
@@ -137,21 +181,22 @@ def minik(src: Path, train_ids: Path | None = None, val_ids: Path | None = None)
                 ann.notes.append(f"{path}:{lineno}: id {yid} not in the Kinetics CSVs, skipped")
                 continue
             chosen[split].append((yid, label_of[yid]))
-    ann.classes = sorted({label for pairs in chosen.values() for _, label in pairs})
+    ann.classes = official_order(src, {label for pairs in chosen.values() for _, label in pairs}, ann.notes)
     index = {c: i for i, c in enumerate(ann.classes)}
     ann.splits = {s: [(v, index[c]) for v, c in pairs] for s, pairs in chosen.items()}
     return ann
 
 
 def activitynet(src: Path) -> Annotations:
-    """activity_net.v1-3.min.json: classes = sorted label names over all annotations; a video's label is its
-    first annotation's label (untrimmed videos may hold several segments, nearly always of one class).
+    """activity_net.v1-3.min.json: classes = the label names over all annotations, in `official_order`; a video's
+    label is its first annotation's label (untrimmed videos may hold several segments, nearly always of one class).
     subset training -> train, validation -> val; testing has no labels and is skipped."""
     path = find(src, ["activity_net.v1-3.min.json"], "activity_net*.json")
     database = json.loads(path.read_text(encoding="utf-8"))["database"]
-    classes = sorted({a["label"] for v in database.values() for a in v.get("annotations", [])})
+    notes: list[str] = []
+    classes = official_order(src, {a["label"] for v in database.values() for a in v.get("annotations", [])}, notes)
     index = {c: i for i, c in enumerate(classes)}
-    ann = Annotations(classes, {"train": [], "val": []})
+    ann = Annotations(classes, {"train": [], "val": []}, notes)
     for vid, v in database.items():
         split = {"training": "train", "validation": "val"}.get(v.get("subset"))
         if split is None:

@@ -1,4 +1,4 @@
-"""AF-MobileNetV3-Large for video (SPEC §2.11): always AFNet-TSM, two AF stages, 5 navigation masks.
+"""AF-MobileNetV3-Large for video: always AFNet-TSM, two AF stages, 5 navigation masks.
 
 stem (3x3 s2, h-swish) -> `early` (head block, stage 1 with two stride-2 blocks) -> AF-2 (focal at 1/8,
 ample at 1/16) -> AF-3 (focal at 1/16, ample at 1/32, fusion block stride 1) -> `late` (stages 4 and 5)
@@ -7,7 +7,9 @@ ample at 1/16) -> AF-3 (focal at 1/16, ample at 1/32, fusion block stride 1) -> 
 Differences from AF-ResNet [C]: the ample branch halves the resolution but keeps the channels (no
 projection before the fusion); focal blocks group their pointwise convs and their projection shortcut
 (groups=2), depthwise convs unchanged; one navigation per ample block, fed by that block's input; the
-dynamic fusion's linears have biases and no activation follows the blend.
+dynamic fusion's linears have biases and no activation follows the blend; in every SE block (ample, focal,
+fusion and late blocks) the squeeze-excite acts on the depthwise BN output before the activation
+(`InvertedResidual(se_before_act=True)`), where the standard MobileNetV3 applies it after.
 
 Decisions [I]:
 - the TSM residual shift sits at the start of the residual function of every block, including blocks
@@ -55,7 +57,7 @@ class FocalInvertedResidual(nn.Module):
                  num_segments: int):
         super().__init__()
         self.block = InvertedResidual(cin, exp, cout, kernel, 1, use_se, use_hs, pw_groups=2, shift=True,
-                                      num_segments=num_segments, proj_shortcut=True)
+                                      num_segments=num_segments, proj_shortcut=True, se_before_act=True)
         self.mask_index = mask_index
         for conv in self.block.residual_convs():
             conv.focal_mask_index = mask_index  # the FLOPs counter scales these by the realised ratio
@@ -82,7 +84,8 @@ class AFMobileNetStage(AFStage):
         for i, (k, e, out, se, hs, s) in enumerate(blocks):
             cout, exp = make_divisible(out * width_mult), make_divisible(c * e)
             nav.append(Navigation(c, t, mix_frames, spatial, nav_init_bias))
-            ample.append(InvertedResidual(c, exp, cout, k, s, se, hs, shift=True, num_segments=t))
+            ample.append(InvertedResidual(c, exp, cout, k, s, se, hs, shift=True, num_segments=t,
+                                          se_before_act=True))
             focal.append(FocalInvertedResidual(c, exp, cout, k, se, hs, first_mask + i, t))
             c = cout
         self.nav, self.ample, self.focal = nn.ModuleList(nav), nn.ModuleList(ample), nn.ModuleList(focal)
@@ -90,7 +93,7 @@ class AFMobileNetStage(AFStage):
         self.fuse = DynamicFusion(c, bias=True, relu=False) if fusion == "dynamic" else AddFusion(c, relu=False)
         k, e, out, se, hs, s = fuse_cfg
         self.fusion_block = InvertedResidual(c, make_divisible(c * e), make_divisible(out * width_mult), k, s, se,
-                                             hs, shift=True, num_segments=t)
+                                             hs, shift=True, num_segments=t, se_before_act=True)
         self.out_channels = self.fusion_block.out_ch
 
 
@@ -99,7 +102,7 @@ def plain_blocks(cfgs: list, cin: int, width_mult: float, num_segments: int) -> 
     for k, e, out, se, hs, s in cfgs:
         cout = make_divisible(out * width_mult)
         blocks.append(InvertedResidual(cin, make_divisible(cin * e), cout, k, s, se, hs, shift=True,
-                                       num_segments=num_segments))
+                                       num_segments=num_segments, se_before_act=True))
         cin = cout
     return nn.Sequential(*blocks), cin
 
@@ -108,7 +111,7 @@ class AFMobileNetV3(nn.Module):
     """AFNet-TSM on MobileNetV3-Large (see the module docstring); switches as `AFResNet` (no `shift`: always on).
 
     forward: (N, T, 3, H, W) or (N*T, 3, H, W), H and W divisible by 32 -> VideoOutput(logits (N, K),
-    masks: 5 of (N*T, 1, 1, 1), spatial_masks when rs is set). 4.51 M parameters at K=174 (SPEC §2.11).
+    masks: 5 of (N*T, 1, 1, 1), spatial_masks when rs is set). 4.51 M parameters at K=174.
     """
 
     def __init__(self, num_classes: int = 174, num_segments: int = 12, width_mult: float = 1.0,

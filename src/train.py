@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -210,6 +211,8 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
         optim=OmegaConf.to_container(cfg.optim, resolve=True), lambda_rt=cfg.loss.lambda_rt,
         lambda_rs=cfg.loss.lambda_rs, rt=cfg.rt, rs=cfg.rs, macs_input_size=cfg.dataset.crop_size,
         net_config=kwargs, run_overrides=run_overrides())
+    if ckpt_path is not None:  # continuing in a folder that has checkpoints is the point of a resumption
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + list(callbacks or [])
     callbacks.append(RunRecord(output_dir, identity))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)
@@ -271,6 +274,13 @@ def print_summary(cfg: DictConfig, result: dict) -> None:
     print("\n" + "\n".join(f"{k:<{width}} : {v}" for k, v in rows), flush=True)
 
 
+def known_errors() -> tuple[type, ...]:
+    """Errors whose message says it all (one line, no traceback): the config's, and the data's when src.data is
+    loaded (it always is when one of its errors was raised; importing it costs seconds)."""
+    data = sys.modules.get("src.data")
+    return (ConfigError,) + ((data.DataConfigError, data.ListFormatError) if data is not None else ())
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """One run, or one job of a sweep. A known error (config, data, resumption) is one line on stderr and
@@ -280,29 +290,24 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from src.data import DataConfigError, ListFormatError
-
     hc = HydraConfig.get()
     folder = Path(hc.runtime.output_dir)
     sweep = hc.mode == RunMode.MULTIRUN
     try:
         result = train(cfg)
-    except (ConfigError, DataConfigError, ListFormatError) as e:
-        mark_failed(folder, f"{type(e).__name__}: {e}")
-        print(f"error: {e}" + (f" (job {folder})" if sweep else ""), file=sys.stderr, flush=True)
-        if sweep:
-            return None
-        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted before training started; nothing to save", file=sys.stderr, flush=True)
         sys.exit(130)
     except Exception as e:
-        mark_failed(folder, f"{type(e).__name__}: {e}\n\n{traceback.format_exc()}")
-        if not sweep:
+        known = isinstance(e, known_errors())
+        mark_failed(folder, f"{type(e).__name__}: {e}" + ("" if known else f"\n\n{traceback.format_exc()}"))
+        if not (known or sweep):
             raise
-        print(f"error: job {folder} failed: {type(e).__name__}: {e} (traceback in {folder / 'FAILED'})",
-              file=sys.stderr, flush=True)
-        return None
+        where = f" (job {folder}{'' if known else '; traceback in its FAILED file'})" if sweep else ""
+        print(f"error: {e if known else f'{type(e).__name__}: {e}'}{where}", file=sys.stderr, flush=True)
+        if sweep:
+            return None
+        sys.exit(2)
     return result["metrics"].get(f"val/{cfg.dataset.get('metric', 'top1')}")
 
 

@@ -3,6 +3,7 @@ callback that holds a training process at a known step so a test can kill it the
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -76,14 +77,27 @@ class TinyMaskedNet(nn.Module):
 class HoldAtStep(Callback):
     """After optimiser step `step`, write `marker` and sleep: the process then sits at a known point (mid-epoch,
     after whatever checkpoints came before) until the test kills or stops it, however fast the machine trains.
+    It holds once: not when `marker` exists (a resumed run with the same settings passes the step).
     Added to a `python -m src.train` run as `+callbacks.hold._target_=tests.fakes.HoldAtStep` (and its args)."""
 
     def __init__(self, step: int, marker: str, seconds: float = 3600):
         self.step, self.marker, self.seconds = step, Path(marker), seconds
 
     def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and not self.marker.exists():
             self.marker.write_text(str(self.step))
             end = time.time() + self.seconds
             while time.time() < end and not trainer.received_sigterm:  # a stop signal ends the hold
                 time.sleep(0.05)
+
+
+class FailIf(Callback):
+    """Raises at the first training batch of the run whose seed is `bad_seed` while the environment holds
+    AFNET_TEST_FAIL=1: a job of a sweep that fails on one launch and succeeds on the next."""
+
+    def __init__(self, seed: int, bad_seed: int):
+        self.seed, self.bad_seed = seed, bad_seed
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        if self.seed == self.bad_seed and os.environ.get("AFNET_TEST_FAIL") == "1":
+            raise RuntimeError("flaky: this job fails while AFNET_TEST_FAIL=1")

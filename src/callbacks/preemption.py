@@ -62,14 +62,21 @@ class PreemptionCheckpoint(Callback):
         else:
             trainer._signal_connector.received_sigterm = True
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        # Lightning's own SIGTERM handler sets the flag directly: keep it for the end of the validation
+    def _hold_for_validation(self, trainer):
+        # Lightning's own SIGTERM handler sets the flag directly, and its evaluation loop stops at the next batch
+        # when it is set: keep it aside until the validation ends
         if trainer._signal_connector.received_sigterm:
             trainer._signal_connector.received_sigterm = False
             self._deferred = True
 
+    def on_validation_start(self, trainer, pl_module):
+        self._hold_for_validation(trainer)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._hold_for_validation(trainer)
+
     def on_validation_end(self, trainer, pl_module):
-        if self._deferred and not trainer.sanity_checking:
+        if self._deferred:
             self._deferred = False
             trainer._signal_connector.received_sigterm = True
 

@@ -107,14 +107,15 @@ def resumable(folder: Path) -> bool:
     return not is_done(folder) and (Path(folder) / "checkpoints" / "last.ckpt").is_file()
 
 
-def find_resumable(prefix: str | Path, identity: dict) -> Path | None:
-    """The newest unfinished run folder `<prefix>_*` of this identity that holds a last.ckpt, or None."""
+def find_resumable(prefix: str | Path, identity: dict, finished_too: bool = False) -> Path | None:
+    """The newest unfinished run folder `<prefix>_*` of this identity that holds a last.ckpt; with `finished_too`,
+    else the newest finished one (there is then nothing to resume); None if there is neither."""
     h = identity_hash(identity)
-    for folder in sibling_runs(prefix):
-        rec = read_record(folder)
-        if rec and rec.get("hash") == h and resumable(folder):
-            return folder
-    return None
+    mine = [f for f in sibling_runs(prefix) if (read_record(f) or {}).get("hash") == h]
+    found = next((f for f in mine if resumable(f)), None)
+    if found is None and finished_too:
+        found = next((f for f in mine if is_done(f)), None)
+    return found
 
 
 # ---- folder names (Hydra resolvers, conf/hydra/default.yaml) -----------------------------------------------
@@ -124,10 +125,10 @@ def new_stamp() -> str:
 
 
 def run_dir(prefix: str, stamp: str, *, _root_) -> str:
-    """A single run's folder: with ckpt_path=last the newest resumable folder of the same identity, else
-    `<prefix>_<stamp>` (a new folder)."""
+    """A single run's folder: with ckpt_path=last the newest resumable folder of the same identity (or a finished
+    one, which src.train then reports as finished), else `<prefix>_<stamp>` (a new folder)."""
     if _root_.get("ckpt_path") == "last":
-        found = find_resumable(prefix, run_identity(_root_))
+        found = find_resumable(prefix, run_identity(_root_), finished_too=True)
         if found is not None:
             return str(found)
     return f"{prefix}_{stamp}"

@@ -176,8 +176,8 @@ def test_last_never_resumes_a_finished_run(tmp_path, capsys):
 
 
 def test_last_picks_the_newest_stopped_run_of_the_same_configuration(tmp_path):
-    """The run-folder resolver of `python -m src.train ckpt_path=last`: the stopped run of the same settings,
-    else a new folder; a run of other settings or a finished one is never chosen."""
+    """The run-folder resolver of `python -m src.train ckpt_path=last`: the stopped run of the same settings, else
+    the finished one (nothing to resume), else a new folder; a run of other settings is never chosen."""
     cfg = fake_cfg(tmp_path, "ckpt_path=last")
     prefix = tmp_path / "runs" / "name" / "seed0"
     same, other, finished = (Path(f"{prefix}_{s}") for s in ("1", "2", "3"))
@@ -188,7 +188,9 @@ def test_last_picks_the_newest_stopped_run_of_the_same_configuration(tmp_path):
         write_record(folder, identity)
     (finished / "DONE").write_text("")
     assert run_dir(str(prefix), "new", _root_=cfg) == str(same)
-    shutil.rmtree(same)
+    shutil.rmtree(same)  # only a finished run of these settings is left: its folder (src.train skips it)
+    assert run_dir(str(prefix), "new", _root_=cfg) == str(finished)
+    shutil.rmtree(finished)
     assert run_dir(str(prefix), "new", _root_=cfg) == f"{prefix}_new"
 
 

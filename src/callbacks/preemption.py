@@ -13,6 +13,7 @@ are functions of the step and a run resumed from a checkpoint replays exactly wh
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -49,8 +50,9 @@ class PreemptionCheckpoint(Callback):
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
         if self.stopped_by is None:
             self.stopped_by = name
-            print(f"\n{name}: stopping after this batch and saving a checkpoint (Ctrl-C again to stop at once)",
-                  flush=True)
+            # a raw write to stderr: print() from a signal handler can interrupt a print of the main code and fail
+            os.write(2, f"\n{name}: stopping after this batch and saving a checkpoint "
+                        "(Ctrl-C again to stop at once)\n".encode())
         self._request_stop()
 
     def _request_stop(self):

@@ -18,7 +18,7 @@ class DataConfigError(ValueError):
 
 
 class VideoDataModule(LightningDataModule):
-    """Train / val / test loaders of one video dataset (SPEC §7.4, §8). The constructor's keyword arguments are
+    """Train / val / test loaders of one video dataset. The constructor's keyword arguments are
     exactly the keys of `conf/dataset/<name>.yaml`.
 
     root: media root (frame folders or video files), list paths relative to it. format: "frames" | "video".

@@ -34,7 +34,7 @@ SPLITS = ("train", "val")
 @dataclass(frozen=True)
 class DatasetSpec:
     dir: str                      # folder name under data_root (conf/dataset/<name>.yaml)
-    template: str                 # frame file names, 1-based (SPEC §8)
+    template: str                 # frame file names, numbered from 1
     shipped: str                  # "frames" (official download is frame folders) or "video"
     media_dirs: tuple[str, ...]   # where the media usually sit under --src
 

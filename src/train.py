@@ -196,6 +196,9 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
     except AlreadyFinished as done:
         return skipped_result(cfg, done.args[0], "this configuration finished there; nothing to resume "
                                                  "(drop ckpt_path to train a new run)")
+    if cfg.get("pretrained") and not Path(str(cfg.pretrained)).is_file():
+        raise ConfigError(f"pretrained={cfg.pretrained}: no such file (an ImageNet AF backbone or a converted "
+                          "official checkpoint)")
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset)
     datamodule.check_paths()

@@ -328,6 +328,11 @@ def test_train_cli_bad_value_is_one_line_and_recorded(tmp_path):
     assert len(list(tmp_path.rglob("FAILED"))) == 1
 
 
+def test_missing_pretrained_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="pretrained=/nope.ckpt: no such file"):
+        train(fake_cfg(tmp_path, "pretrained=/nope.ckpt"))
+
+
 @pytest.mark.parametrize("extra", [["batch_size=64"], ["batch_size=32", "debug=fast"]])
 def test_batch_larger_than_the_dataset_is_an_error(extra, tiny_data_root, tmp_path):
     """18 training videos: a batch of 64 (or debug=fast's one batch of 32) would train 0 steps and end rc 0."""

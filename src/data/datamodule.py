@@ -132,9 +132,9 @@ class VideoDataModule(LightningDataModule):
         sampler.set_epoch(trainer.current_epoch if trainer is not None else 0)
         sampler.start_fn = resume_start_fn(trainer, self.batch_size)
         if len(sampler) < self.batch_size:  # drop_last: not one full batch, so no training step at all
-            share = f"{len(sampler)} of them per device" if world > 1 else "no more"
+            share = f" ({len(sampler)} per device)" if world > 1 else ""
             raise DataConfigError(f"batch_size={self.batch_size}: the train list {self.lists['train']} holds "
-                                  f"{len(self.datasets['train'])} videos ({share}): not one full batch; "
+                                  f"{len(self.datasets['train'])} videos{share}: not one full batch; "
                                   "lower batch_size")
         return self._loader(self.datasets["train"], sampler, drop_last=True)
 

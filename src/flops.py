@@ -12,11 +12,17 @@ import sys
 
 def count(cfg) -> dict:
     """Build the configured net and count it; returns the figures printed by the CLI."""
-    from src.config import validate
+    from src.config import check_number, validate
     from src.models.flops import profile_macs
     from src.runs import build_net, net_config
 
     validate(cfg)
+    check_number("input_size", cfg.input_size, True, 1, None, "the input side in pixels")
+    if cfg.ratio is not None:
+        check_number("ratio", cfg.ratio, False, 0.0, 1.0, "the realised focal selection ratio")
+    if cfg.spatial_ratio is not None:
+        check_number("spatial_ratio", cfg.spatial_ratio, False, 0.0, 1.0, "the spatial selection ratio",
+                     low_open=True)
     net = build_net(net_config(cfg, num_classes=cfg.dataset.num_classes))
     profile = profile_macs(net, cfg.num_segments, input_size=cfg.input_size)
     has_masks = bool(profile.focal)
@@ -51,15 +57,25 @@ def print_table(r: dict) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-    from src.config import ConfigError
+    from src.config import ConfigError, one_line
     from src.runs import compose
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if {"-h", "--help"} & set(argv):
+        print(__doc__.strip() + "\n\nKeys: python -m src.flops --cfg job prints the composed config.")
+        sys.exit(0)
+    if "--cfg" in argv:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(compose("flops", [a for a in argv if a not in ("--cfg", "job")])))
+        sys.exit(0)
     try:
-        cfg = compose("flops", sys.argv[1:] if argv is None else argv)
+        cfg = compose("flops", argv)
         result = count(cfg)
-    except (HydraException, ConfigError) as e:
-        print(f"config error: {e}", file=sys.stderr)
+    except (HydraException, OmegaConfBaseException, ConfigError) as e:
+        print(f"config error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
     print_table(result)
     print(json.dumps(result))

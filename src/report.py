@@ -1,25 +1,33 @@
 """Paper table vs our runs: `python -m src.report <table> [--logs logs] [--source local|wandb] [--out experiments]`.
 
 For every row of `<table>` in paper-tables.yaml: the published metric and GFLOPs, ours (mean ± std over
-seeds), the difference, our realised GFLOPs, the number of runs and a status (missing / running / done;
-`cited` rows are reference rows from other papers). Writes experiments/<table>/results.md and results.csv,
-and PNG figures: accuracy vs GFLOPs (paper and ours) and the realised selection ratio per block.
-Runs are found by the `row_id` their summary.json carries (set by conf/row/<table>/<row>.yaml). Table S5
-(latency) is read from experiments/S5/bench.json, written by `make bench`.
+seeds), the difference, our realised GFLOPs, the number of runs and a status: done (full finished runs, the
+only ones counted), unfinished (running or stopped), failed (the job's error under "Failed runs"), debug (only
+debug or batch-limited runs: fast_dev_run, limit_*_batches, a short max_steps), missing; `cited` rows are
+reference rows from other papers. Writes experiments/<table>/results.md and results.csv, and PNG figures:
+accuracy vs GFLOPs (paper and ours) and the realised selection ratio per block. Files that git tracks (committed
+results) are replaced only with --overwrite. Runs are found by the `row_id` their summary.json or config carries
+(set by conf/row/<table>/<row>.yaml). Table S5 (latency) is read from experiments/S5/bench.json (`make bench`).
+Exit status: 0 written, 2 a bad argument, a missing --logs folder or committed files in the way.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
+from src.files import atomic_output, write_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ROOT / "experiments" / "paper-tables.yaml"  # a copy of shared/reference/paper-tables.yaml
+TABLES = ROOT / "experiments" / "paper-tables.yaml"  # the published numbers of every table
 ROW_KEYS = ("method", "backbone", "frames", "rt", "rs", "fusion", "tau_schedule")
 FUSION = {"dynamic": "dynamic", "addition": "add"}
 
@@ -45,20 +53,56 @@ def row_id(table: str, row: dict) -> str:
     return f"{table}/{name}"
 
 
-def local_runs(logs: Path) -> list[dict]:
-    """Every run folder under `logs` with a summary.json (finished or preempted) or a checkpoint (running)."""
-    runs = []
-    for summary in logs.rglob("summary.json"):
-        s = json.loads(summary.read_text())
-        s["status"] = "done" if (summary.parent / "DONE").exists() else "running"
-        s["dir"] = str(summary.parent)
-        runs.append(s)
-    for cfg in logs.rglob(".hydra/config.yaml"):
-        run_dir = cfg.parent.parent
-        if (run_dir / "summary.json").exists():
+LIMIT_KEYS = ("limit_train_batches", "limit_val_batches", "fast_dev_run", "overfit_batches", "max_steps")
+
+
+def config_limits(config: dict) -> dict:
+    """The batch limits a run's config sets (trainer.limit_*_batches below 1.0, fast_dev_run, overfit_batches,
+    max_steps), for runs whose summary does not say whether they were full."""
+    trainer = (config or {}).get("trainer") or {}
+    limits = {}
+    for key in LIMIT_KEYS:
+        value = trainer.get(key)
+        if value in (None, False, 0, -1) or (key.startswith("limit_") and value == 1.0):
             continue
-        c = yaml.safe_load(cfg.read_text())
-        runs.append({"row_id": c.get("row_id"), "seed": c.get("seed"), "status": "running", "dir": str(run_dir)})
+        limits[key] = value
+    return limits
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def run_status(folder: Path, summary: dict | None, config: dict) -> tuple[str, str]:
+    """(status, error) of one run folder: done | debug | failed | unfinished (see the module docstring)."""
+    failed, done = folder / "FAILED", folder / "DONE"
+    if failed.is_file() and not (done.is_file() and done.stat().st_mtime >= failed.stat().st_mtime):
+        lines = failed.read_text(errors="replace").strip().splitlines()
+        return "failed", lines[0] if lines else "(no message)"
+    if summary is not None and done.is_file():
+        full = summary["full"] if "full" in summary else not config_limits(config)
+        return ("done" if full else "debug"), ""
+    return "unfinished", ""
+
+
+def local_runs(logs: Path) -> list[dict]:
+    """Every run folder under `logs`: those with a summary.json, a Hydra config (.hydra/config.yaml) or FAILED."""
+    folders = {p.parent for p in logs.rglob("summary.json")} | {p.parent for p in logs.rglob("FAILED")}
+    folders |= {p.parent.parent for p in logs.rglob(".hydra/config.yaml")}
+    runs = []
+    for folder in sorted(folders):
+        config = read_yaml(folder / ".hydra" / "config.yaml")
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+        except (OSError, ValueError):
+            summary = None
+        status, error = run_status(folder, summary, config)
+        run = dict(summary or {"row_id": config.get("row_id"), "seed": config.get("seed")})
+        run.update(status=status, error=error, dir=str(folder))
+        runs.append(run)
     return runs
 
 
@@ -66,11 +110,17 @@ def wandb_runs(project: str, table: str) -> list[dict]:
     """Runs of W&B group `table`: their config row_id and the best-epoch summary (needs network + API key)."""
     import wandb
 
+    from src.progress import progress
+
     runs = []
-    for r in wandb.Api().runs(project, filters={"group": table}):
+    for r in progress(wandb.Api().runs(project, filters={"group": table}), desc=f"W&B runs of {table}", unit="run"):
         best = {"metric": r.summary.get("best/metric"), "gflops": r.summary.get("best/gflops")}
+        if r.state == "finished":
+            status = "debug" if config_limits(r.config) else "done"
+        else:
+            status = "failed" if r.state in ("failed", "crashed") else "unfinished"
         runs.append({"row_id": r.config.get("row_id"), "seed": r.config.get("seed"), "best": best,
-                     "status": "done" if r.state == "finished" else "running", "dir": r.url})
+                     "status": status, "error": f"W&B state {r.state}" if status == "failed" else "", "dir": r.url})
     return runs
 
 
@@ -89,17 +139,28 @@ def summarise(table: str, spec: dict, runs: list[dict]) -> list[dict]:
             continue
         rid = row_id(table, row)
         mine = [r for r in runs if r.get("row_id") == rid]
-        done = [r for r in mine if r["status"] == "done" and r.get("best", {}).get("metric") is not None]
+        done = [r for r in mine if r["status"] == "done" and (r.get("best") or {}).get("metric") is not None]
         vals = [r["best"]["metric"] for r in done]
         gfl = [r["best"]["gflops"] for r in done if r["best"].get("gflops") is not None]
         rec.update(row_id=rid, runs=len(done), ours=statistics.fmean(vals) if vals else None,
                    ours_std=statistics.stdev(vals) if len(vals) > 1 else None,
                    gflops=statistics.fmean(gfl) if gfl else None,
                    ratios=(done[0]["best"].get("ratios") or []) if done else [],
-                   status="done" if done else ("running" if mine else "missing"))
+                   status=row_status(done, mine),
+                   failed=[f"{r['dir']}: {r['error']}" for r in mine if r["status"] == "failed"])
         rec["delta"] = rec["ours"] - rec["paper"] if rec["ours"] is not None and rec["paper"] is not None else None
         out.append(rec)
     return out
+
+
+def row_status(done: list[dict], mine: list[dict]) -> str:
+    """done if a full finished run counts; else what the other runs of the row are, most hopeful first."""
+    if done:
+        return "done"
+    for status in ("unfinished", "failed", "debug"):
+        if any(r["status"] == status for r in mine):
+            return status
+    return "missing"
 
 
 def latency_rows(spec: dict, bench: Path) -> list[dict]:
@@ -119,6 +180,32 @@ def latency_rows(spec: dict, bench: Path) -> list[dict]:
     return out
 
 
+def output_files(table: str, rows: list[dict], out_dir: Path) -> list[Path]:
+    """The files write_outputs writes for these rows."""
+    files = [out_dir / "results.md", out_dir / "results.csv"]
+    if table != "S5":
+        files.append(out_dir / "accuracy_vs_gflops.png")
+        if any(r.get("ratios") for r in rows):
+            files.append(out_dir / "ratio_per_block.png")
+    return files
+
+
+def committed(paths: list[Path]) -> list[Path]:
+    """The existing `paths` that git tracks (committed results); outside a git checkout every existing one."""
+    existing = [p for p in paths if p.exists()]
+    if not existing:
+        return []
+    try:
+        proc = subprocess.run(["git", "ls-files", "--", *[p.resolve().name for p in existing]], capture_output=True,
+                              text=True, cwd=existing[0].resolve().parent, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return existing
+    if proc.returncode != 0:
+        return existing
+    tracked = set(proc.stdout.split())
+    return [p for p in existing if p.name in tracked]
+
+
 def write_outputs(table: str, spec: dict, rows: list[dict], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     latency = table == "S5"
@@ -126,10 +213,11 @@ def write_outputs(table: str, spec: dict, rows: list[dict], out_dir: Path) -> li
             if latency
             else ["method", "backbone", "frames", "rt", "rs", "fusion", "tau_schedule", "paper", "ours", "ours_std",
                   "delta", "paper_gflops", "gflops", "runs", "status"])
-    with open(out_dir / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_atomic(out_dir / "results.csv", buf.getvalue())
     metric = spec.get("metric", "")
     source = "published values from paper-tables.yaml" if any(r.get("paper") is not None for r in rows) else \
         "no published values (a table of this suite's own)"
@@ -152,9 +240,12 @@ def write_outputs(table: str, spec: dict, rows: list[dict], out_dir: Path) -> li
     notes = [f"- {r['method']} {r['backbone']} {r['frames']}f: {r['note']}" for r in rows if r.get("note")]
     if notes:
         lines += ["", "Notes:", *notes]
+    failed = [f"- {r['method']} {r['backbone']} {r['frames']}f: {f}" for r in rows for f in r.get("failed") or []]
+    if failed:
+        lines += ["", "Failed runs (not counted):", *failed]
     figures = [] if latency else plot(table, rows, out_dir, metric)
     lines += ["", *[f"![{p.stem}]({p.name})" for p in figures]]
-    (out_dir / "results.md").write_text("\n".join(lines) + "\n")
+    write_atomic(out_dir / "results.md", "\n".join(lines) + "\n")
     return [out_dir / "results.md", out_dir / "results.csv", *figures]
 
 
@@ -185,8 +276,7 @@ def plot(table: str, rows: list[dict], out_dir: Path, metric: str) -> list[Path]
     ax.set_title(f"{table}: paper (hollow) vs ours (filled)")
     fig.tight_layout()
     files.append(out_dir / "accuracy_vs_gflops.png")
-    fig.savefig(files[-1], dpi=120)
-    plt.close(fig)
+    save_figure(fig, files[-1])
     with_ratios = [r for r in rows if r.get("ratios")]
     if with_ratios:
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -199,19 +289,28 @@ def plot(table: str, rows: list[dict], out_dir: Path, metric: str) -> list[Path]
         ax.legend(fontsize=6)
         fig.tight_layout()
         files.append(out_dir / "ratio_per_block.png")
-        fig.savefig(files[-1], dpi=120)
-        plt.close(fig)
+        save_figure(fig, files[-1])
     return files
 
 
+def save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("table")
+    ap = argparse.ArgumentParser(prog="python -m src.report", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("table", help="a table of --tables, e.g. S1 or demo")
     ap.add_argument("--tables", type=Path, default=TABLES, help="paper-tables.yaml (or a demo table file)")
     ap.add_argument("--logs", type=Path, default=ROOT / "logs", help="run folders to scan (local source)")
     ap.add_argument("--source", choices=("local", "wandb"), default="local")
     ap.add_argument("--project", default="afnet", help="W&B entity/project (wandb source)")
-    ap.add_argument("--out", type=Path, default=ROOT / "experiments")
+    ap.add_argument("--out", type=Path, default=ROOT / "experiments", help="writes <out>/<table>/")
+    ap.add_argument("--overwrite", action="store_true", help="replace results that git tracks (committed ones)")
     args = ap.parse_args(argv)
     tables = load_tables(args.tables)
     if args.table not in tables or "rows" not in tables[args.table]:
@@ -220,9 +319,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.table == "S5":
         rows = latency_rows(spec, args.out / "S5" / "bench.json")
     else:
+        if args.source == "local" and not args.logs.is_dir():
+            print(f"error: --logs {args.logs}: no such folder, so no runs to report (train with `make table "
+                  f"T={args.table}`, or pass the folder holding runs/ and multiruns/)", file=sys.stderr)
+            sys.exit(2)
         runs = local_runs(args.logs) if args.source == "local" else wandb_runs(args.project, args.table)
         rows = summarise(args.table, spec, runs)
-    for p in write_outputs(args.table, spec, rows, args.out / args.table):
+    out_dir = args.out / args.table
+    in_the_way = [] if args.overwrite else committed(output_files(args.table, rows, out_dir))
+    if in_the_way:
+        print(f"error: {', '.join(map(str, in_the_way))}: committed results (tracked by git); pass --overwrite to "
+              "replace them, or --out DIR to write elsewhere", file=sys.stderr)
+        sys.exit(2)
+    for p in write_outputs(args.table, spec, rows, out_dir):
         print(p)
     return rows
 

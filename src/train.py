@@ -3,42 +3,93 @@
 Composes conf/train.yaml, checks it (ConfigError names the key), builds the DataModule and the net
 explicitly, wraps the net in the LightningModule, fits, and prints the final metrics and where
 everything went.
+
+Run folders, `ckpt_path=last` and sweeps: src/run_folder.py. Exit status: 0 finished (or finished earlier and
+skipped), 2 a config / data / resumption error (one line on stderr, `FAILED` in the run folder), 75 stopped by
+SIGINT / SIGTERM after saving a resumable checkpoint (src/callbacks/preemption.py), 1 a sweep with failed jobs.
+In a `--multirun`, a failing job is recorded as failed and the sweep goes on.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, apply_global_batch, validate
+from src.run_folder import (
+    differing_keys,
+    identity_hash,
+    is_done,
+    mark_failed,
+    read_record,
+    resumable,
+    run_identity,
+    sibling_runs,
+)
 from src.runs import build_net, net_config
 
 
-def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
-    """`last`: this run folder's last.ckpt, else the newest last.ckpt of earlier runs with the same run
-    name and seed; a path must exist. Returns None for a fresh start."""
+class AlreadyFinished(Exception):
+    """`ckpt_path=last` found only finished runs of this configuration (the argument: the newest one)."""
+
+
+def check_folder(output_dir: Path, identity: dict) -> None:
+    """Refuse to continue a run folder that holds a run of another configuration (e.g. a fixed hydra.run.dir)."""
+    record = read_record(output_dir)
+    if record and record.get("hash") != identity_hash(identity):
+        raise ConfigError(f"{output_dir} holds a run of another configuration: "
+                          f"{differing_keys(record.get('identity', {}), identity)}; use another folder")
+
+
+def resolve_ckpt_path(cfg: DictConfig, output_dir: Path, identity: dict) -> str | None:
+    """The checkpoint to resume from, or None for a fresh start.
+
+    A path must exist (a warning names the keys its run had otherwise). Without ckpt_path or with `last`, this
+    folder's last.ckpt (an interrupted job of a re-launched sweep, or the folder `last` chose). `last` otherwise
+    takes the newest unfinished run `<log_dir>/runs/<run_name>/seed<seed>_*` of the same configuration; raises
+    AlreadyFinished when that configuration only finished, ConfigError (with the differing keys) when the only
+    unfinished runs have other configurations, and starts from scratch when there is none."""
     ckpt = cfg.get("ckpt_path")
     own = output_dir / "checkpoints" / "last.ckpt"
-    if ckpt in (None, ""):
-        # an interrupted job of a re-launched sweep continues where it stopped
-        return str(own) if own.is_file() else None
-    if ckpt != "last":
-        if not Path(ckpt).is_file():
+    if ckpt not in (None, "", "last"):
+        path = Path(str(ckpt))
+        if not path.is_file():
             raise ConfigError(f"ckpt_path={ckpt}: no such checkpoint file")
-        return str(ckpt)
+        record = read_record(path.parent.parent)
+        if record and record.get("hash") != identity_hash(identity):
+            print(f"warning: ckpt_path={ckpt} is from a run with other settings: "
+                  f"{differing_keys(record.get('identity', {}), identity)}", flush=True)
+        return str(path)
     if own.is_file():
         return str(own)
-    pattern = os.path.join(cfg.paths.log_dir, "runs", cfg.run_name, f"seed{cfg.seed}_*", "checkpoints", "last.ckpt")
-    found = sorted(glob.glob(pattern), key=os.path.getmtime)
-    if found:
-        return found[-1]
-    print(f"ckpt_path=last: no last.ckpt under {output_dir} or {pattern}; starting from scratch")
+    if ckpt != "last":
+        return None
+    prefix = Path(cfg.paths.log_dir) / "runs" / str(cfg.run_name) / f"seed{cfg.seed}"
+    mine, others = [], []
+    for folder in sibling_runs(prefix):
+        record = read_record(folder)
+        if folder.resolve() != output_dir.resolve() and record:
+            (mine if record.get("hash") == identity_hash(identity) else others).append((folder, record))
+    for folder, _ in mine:
+        if resumable(folder):
+            return str(folder / "checkpoints" / "last.ckpt")
+    finished = [folder for folder, _ in mine if is_done(folder)]
+    if finished:
+        raise AlreadyFinished(finished[0])
+    stopped = [(folder, record) for folder, record in others if resumable(folder)]
+    if stopped:
+        folder, record = stopped[0]
+        raise ConfigError(f"ckpt_path=last: the stopped run {folder} has other settings: "
+                          f"{differing_keys(record.get('identity', {}), identity)}; resume it with its settings, "
+                          "or drop ckpt_path to start a new run")
+    print(f"ckpt_path=last: no stopped run of this configuration under {prefix.parent}; starting from scratch",
+          flush=True)
     return None
 
 
@@ -62,37 +113,95 @@ def define_wandb_summaries(loggers: list) -> None:
                 lg.experiment.define_metric(key, step_metric="trainer/global_step", step_sync=True, summary=summary)
 
 
+def check_wandb(cfg: DictConfig) -> None:
+    """Fail at once, with the way out, when W&B would log online without an API key (its login prompt or its
+    network retries otherwise end in a traceback after up to ~100 s)."""
+    import netrc
+    from urllib.parse import urlparse
+
+    for name, lg in (cfg.get("logger") or {}).items():
+        if not str(lg.get("_target_", "")).endswith("WandbLogger"):
+            continue
+        mode = os.environ.get("WANDB_MODE", lg.get("mode") or "online")
+        if lg.get("offline") or mode in ("offline", "disabled", "dryrun") or os.environ.get("WANDB_API_KEY"):
+            return
+        host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+        try:
+            if (netrc.netrc(os.environ.get("NETRC")).authenticators(host) or (None, None, None))[2]:
+                return
+        except (OSError, netrc.NetrcParseError):
+            pass
+        raise ConfigError(f"logger.{name}: W&B logs online but no API key was found (WANDB_API_KEY or `wandb login`); "
+                          "set WANDB_MODE=offline to log locally and `wandb sync` later, or use logger=csv")
+
+
 def build_loggers(cfg: DictConfig) -> list:
     from hydra.utils import instantiate
 
+    check_wandb(cfg)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    define_wandb_summaries(loggers)
+    try:
+        define_wandb_summaries(loggers)
+    except Exception as e:  # noqa: BLE001 - wandb.init's errors (network, key) have no common base class
+        first = (str(e).splitlines() or [""])[0]
+        raise ConfigError(f"logger=wandb: W&B did not start ({type(e).__name__}: {first}); set WANDB_MODE=offline "
+                          "to log locally and `wandb sync` later") from e
     for lg in loggers:
         if hasattr(lg, "log_hyperparams"):
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return loggers
 
 
+def skipped_result(cfg: DictConfig, folder: Path, why: str) -> dict:
+    summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").is_file() else {}
+    print(f"{folder}: {why}", flush=True)
+    return {"metrics": summary.get("final", {}), "best": summary.get("best", {}), "skipped": True,
+            "chance": 100.0 / cfg.dataset.num_classes, "output_dir": str(folder)}
+
+
+def resume_hint() -> str:
+    """How to continue this run: the same command with ckpt_path=last (a sweep: the same command again)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return "re-launch the same --multirun command (finished jobs are skipped, stopped ones resume)"
+    args = [a for a in run_overrides() if not a.startswith("ckpt_path=")]
+    return "python -m src.train " + " ".join([*args, "ckpt_path=last"])
+
+
 def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
-    """Fit per `cfg` (plus any extra Lightning `callbacks`); returns the final metrics and paths."""
+    """Fit per `cfg` (plus any extra Lightning `callbacks`); returns the final metrics and paths.
+
+    Raises ConfigError / DataConfigError for a run that cannot start or trained no step, SystemExit(75) after a
+    stop signal (a checkpoint saved)."""
+    identity = run_identity(cfg)  # as composed: before the per-device batch is derived
     apply_global_batch(cfg)
     validate(cfg)
     import lightning.pytorch as pl
     from hydra.utils import instantiate
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from src.callbacks import PreemptionCheckpoint, RunRecord
+    from src.callbacks.preemption import PREEMPTED_EXIT
     from src.lit.video_module import VideoLitModule
 
     output_dir = Path(cfg.paths.output_dir)
-    if (output_dir / "DONE").is_file() and (output_dir / "summary.json").is_file():
-        # a re-launched sweep: this job finished before (its folder is named from its overrides)
-        summary = json.loads((output_dir / "summary.json").read_text())
-        print(f"{output_dir}: finished earlier, skipping (delete its DONE file to train again)")
-        return {"metrics": summary.get("final", {}), "best": summary.get("best", {}), "skipped": True,
-                "chance": 100.0 / cfg.dataset.num_classes, "output_dir": str(output_dir)}
+    check_folder(output_dir, identity)
+    if is_done(output_dir) and (output_dir / "summary.json").is_file():
+        # a re-launched sweep: this job finished before with the same configuration (its folder names it)
+        return skipped_result(cfg, output_dir, "finished earlier, skipping (delete its DONE file to train again)")
+    try:
+        ckpt_path = resolve_ckpt_path(cfg, output_dir, identity)
+    except AlreadyFinished as done:
+        return skipped_result(cfg, done.args[0], "this configuration finished there; nothing to resume "
+                                                 "(drop ckpt_path to train a new run)")
+    if cfg.get("pretrained") and not Path(str(cfg.pretrained)).is_file():
+        raise ConfigError(f"pretrained={cfg.pretrained}: no such file (an ImageNet AF backbone or a converted "
+                          "official checkpoint)")
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset)
     datamodule.check_paths()
-    ckpt_path = resolve_ckpt_path(cfg, output_dir)
 
     kwargs = net_config(cfg, num_classes=cfg.dataset.num_classes)
     net = build_net(kwargs)
@@ -108,9 +217,25 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
         optim=OmegaConf.to_container(cfg.optim, resolve=True), lambda_rt=cfg.loss.lambda_rt,
         lambda_rs=cfg.loss.lambda_rs, rt=cfg.rt, rs=cfg.rs, macs_input_size=cfg.dataset.crop_size,
         net_config=kwargs, run_overrides=run_overrides())
+    if ckpt_path is not None:  # continuing in a folder that has checkpoints is the point of a resumption
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + list(callbacks or [])
+    callbacks.append(RunRecord(output_dir, identity))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        stop = next((c for c in callbacks if isinstance(c, PreemptionCheckpoint)), None)
+        if trainer.is_global_zero:
+            if stop is not None and stop.saved is not None:
+                print(f"stopped by {stop.stopped_by} at step {stop.step}: saved {stop.saved}; resume with: "
+                      f"{resume_hint()}", flush=True)
+            else:
+                print("stopped by a signal; no checkpoint saved (callbacks.preemption is off)", flush=True)
+        raise SystemExit(PREEMPTED_EXIT) from None
+    if trainer.global_step == 0:
+        raise ConfigError(f"no training step ran (trainer.limit_train_batches={trainer.limit_train_batches}, "
+                          f"{trainer.num_training_batches} batches per epoch); nothing was trained")
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     finish_wandb(trainer.loggers, module.best)
@@ -155,14 +280,39 @@ def print_summary(cfg: DictConfig, result: dict) -> None:
     print("\n" + "\n".join(f"{k:<{width}} : {v}" for k, v in rows), flush=True)
 
 
+def known_errors() -> tuple[type, ...]:
+    """Errors whose message says it all (one line, no traceback): the config's, and the data's when src.data is
+    loaded (it always is when one of its errors was raised; importing it costs seconds)."""
+    data = sys.modules.get("src.data")
+    return (ConfigError,) + ((data.DataConfigError, data.ListFormatError) if data is not None else ())
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from src.data import DataConfigError, ListFormatError
+    """One run, or one job of a sweep. A known error (config, data, resumption) is one line on stderr and
+    `FAILED` in the run folder; in a sweep any error is, and the sweep goes on with its next job."""
+    import traceback
 
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    folder = Path(hc.runtime.output_dir)
+    sweep = hc.mode == RunMode.MULTIRUN
     try:
         result = train(cfg)
-    except (ConfigError, DataConfigError, ListFormatError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted before training started; nothing to save", file=sys.stderr, flush=True)
+        sys.exit(130)
+    except Exception as e:
+        known = isinstance(e, known_errors())
+        mark_failed(folder, f"{type(e).__name__}: {e}" + ("" if known else f"\n\n{traceback.format_exc()}"))
+        if not (known or sweep):
+            raise
+        where = f" (job {folder}{'' if known else '; traceback in its FAILED file'})" if sweep else ""
+        print(f"error: {e if known else f'{type(e).__name__}: {e}'}{where}", file=sys.stderr, flush=True)
+        if sweep:
+            return None
         sys.exit(2)
     return result["metrics"].get(f"val/{cfg.dataset.get('metric', 'top1')}")
 

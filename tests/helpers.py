@@ -1,23 +1,29 @@
-"""Composing the suite's configs inside tests (no Hydra app, so `hydra:` interpolations are set by hand)."""
+"""Composing the suite's configs inside tests (no Hydra app, so `hydra:` interpolations are set by hand), and a
+fake training setup (tests/fakes.py) that fits in seconds: `fake_cfg`, signals at a step, final weights."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
+import torch
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch import Callback
 from omegaconf import OmegaConf, open_dict
 
 from src.runs import CONF_DIR, compose
 
 
-def compose_train(overrides: list[str], output_dir: Path | None = None, config_name: str = "train"):
+def compose_train(overrides: list[str], output_dir: Path | None = None, config_name: str = "train",
+                  log_dir: Path | None = None):
     """Compose conf/<config_name>.yaml with overrides, as `python -m src.train` would, with all run
-    output under `output_dir` (logs, checkpoints)."""
+    output under `output_dir` (logs, checkpoints) and `paths.log_dir` at `log_dir` (default output_dir/logs)."""
     cfg = compose(config_name, overrides, return_hydra_config=True)
     if output_dir is not None:
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(output_dir)
-            cfg.paths.log_dir = str(output_dir / "logs")
+            cfg.paths.log_dir = str(log_dir or output_dir / "logs")
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
@@ -30,3 +36,47 @@ def group_options(group: str) -> list[str]:
 
 def resolved(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+# A fake run: 48 random clips, batch 8 (6 steps an epoch), a one-conv net; 3 epochs fit in a few seconds.
+FAKE = ["dataset._target_=tests.fakes.RandomVideoDataModule", "model._target_=tests.fakes.TinyMaskedNet",
+        "dataset.crop_size=16", "num_segments=4", "+dataset.num_videos=48", "batch_size=8", "num_workers=0",
+        "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", "optim.lr=0.05"]
+
+
+def fake_cfg(tmp_path: Path, *extra: str, log_dir: Path | None = None):
+    """The fake run's config, its folder `tmp_path/run`; later overrides win (e.g. num_workers=2)."""
+    return compose_train([*FAKE, *extra], tmp_path / "run", log_dir=log_dir)
+
+
+def final_state(run_dir: Path) -> tuple[dict, int]:
+    """(state_dict, global_step) of a run folder's last.ckpt."""
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return ckpt["state_dict"], ckpt["global_step"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+class SigtermAt(Callback):
+    """Sends this process `signum` (default SIGTERM, a cluster's preemption notice) after training batch `step`,
+    or, with `in_validation`, at the first validation batch after that step."""
+
+    def __init__(self, step: int, signum: int = signal.SIGTERM, in_validation: bool = False):
+        self.step, self.signum, self.in_validation, self.sent = step, signum, in_validation, False
+
+    def _send(self, trainer):
+        if not self.sent and trainer.global_step >= self.step:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+    def on_train_batch_end(self, trainer, *args):
+        if not self.in_validation:
+            self._send(trainer)
+
+    def on_validation_batch_start(self, trainer, *args):
+        if self.in_validation and not trainer.sanity_checking:
+            self._send(trainer)

@@ -53,7 +53,8 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tiny_data_root, tmp_
     assert held.read_text() == "14", "the run never reached step 14"
     assert not list(logs.rglob("DONE"))
 
-    resumed = run([*common, f"paths.log_dir={logs}", "ckpt_path=last"])
+    # the same settings (the hold included: it holds once), so ckpt_path=last finds the killed run's folder
+    resumed = run([*common, *hold, f"paths.log_dir={logs}", "ckpt_path=last"])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a, sa = last_weights(tmp_path / "ref")
     b, sb = last_weights(logs)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 
 import pytest
 import torch
@@ -12,15 +10,7 @@ from lightning.pytorch import Callback
 
 from src.lit.schedules import lr_factor, rt_target, temperature
 from src.train import train
-from tests.helpers import compose_train
-
-FAKE = ["dataset._target_=tests.fakes.RandomVideoDataModule", "model._target_=tests.fakes.TinyMaskedNet",
-        "dataset.crop_size=16", "num_segments=4", "+dataset.num_videos=48", "batch_size=8", "num_workers=0",
-        "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", "optim.lr=0.05"]
-
-
-def fake_cfg(tmp_path, *extra):
-    return compose_train([*FAKE, *extra], tmp_path / "run")
+from tests.helpers import SigtermAt, fake_cfg, final_state
 
 
 class Record(Callback):
@@ -50,22 +40,6 @@ def test_schedules_follow_formulas_at_every_step(tmp_path):
         assert lrs["conv_weight"] == pytest.approx(0.05 * factor)
         assert lrs["nav"] == pytest.approx(0.05 * 10 * factor)
         assert lrs["linear_weight"] == pytest.approx(0.05 * 5 * factor)
-
-
-def final_state(result_dir):
-    ckpt = torch.load(result_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    return ckpt["state_dict"], ckpt["global_step"]
-
-
-class SigtermAt(Callback):
-    """Sends this process SIGTERM (a cluster's preemption notice) after training batch `step`."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def test_preempted_mid_epoch_and_resumed_equals_uninterrupted(tmp_path):

@@ -7,8 +7,7 @@ import pytest
 
 from src.config import run_tags
 from src.train import train
-from tests.helpers import compose_train
-from tests.test_train_loop import FAKE
+from tests.helpers import FAKE, compose_train
 
 
 def test_run_tags_name_every_key_once():

@@ -6,12 +6,11 @@ import os
 from pathlib import Path
 
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader
 
 from src.data.dataset import BadSampleCounter, VideoDataset
 from src.data.lists import ListFormatError, VideoRecord, parse_list, read_classes
 from src.data.readers import FrameFolderReader, VideoFileReader, cached_frame_counts
-from src.data.resumable import EpochSampler, resume_start_fn
+from src.data.resumable import EpochSampler, ResumableLoader, ignore_stop_signals, resume_start_fn
 
 
 class DataConfigError(ValueError):
@@ -19,7 +18,7 @@ class DataConfigError(ValueError):
 
 
 class VideoDataModule(LightningDataModule):
-    """Train / val / test loaders of one video dataset (SPEC §7.4, §8). The constructor's keyword arguments are
+    """Train / val / test loaders of one video dataset. The constructor's keyword arguments are
     exactly the keys of `conf/dataset/<name>.yaml`.
 
     root: media root (frame folders or video files), list paths relative to it. format: "frames" | "video".
@@ -118,25 +117,31 @@ class VideoDataModule(LightningDataModule):
         return self.counter.pop()
 
     # ---- loaders ---------------------------------------------------------------------------------------
-    def _loader(self, dataset, sampler, drop_last: bool) -> DataLoader:
+    def _loader(self, dataset, sampler, drop_last: bool) -> ResumableLoader:
         workers = self.num_workers
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=workers,
-                          drop_last=drop_last, persistent_workers=workers > 0,
-                          multiprocessing_context="fork" if workers > 0 and os.name == "posix" else None)
+        return ResumableLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=workers,
+                               drop_last=drop_last, persistent_workers=workers > 0,
+                               worker_init_fn=ignore_stop_signals if workers > 0 else None,
+                               multiprocessing_context="fork" if workers > 0 and os.name == "posix" else None)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         sampler = EpochSampler(len(self.datasets["train"]), self.seed, shuffle=True, encode_epoch=True,
                                rank=rank, world_size=world)
         sampler.set_epoch(trainer.current_epoch if trainer is not None else 0)
         sampler.start_fn = resume_start_fn(trainer, self.batch_size)
+        if len(sampler) < self.batch_size:  # drop_last: not one full batch, so no training step at all
+            share = f" ({len(sampler)} per device)" if world > 1 else ""
+            raise DataConfigError(f"batch_size={self.batch_size}: the train list {self.lists['train']} holds "
+                                  f"{len(self.datasets['train'])} videos{share}: not one full batch; "
+                                  "lower batch_size")
         return self._loader(self.datasets["train"], sampler, drop_last=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> ResumableLoader:
         return self._loader(self.datasets["val"], EpochSampler(len(self.datasets["val"]), shuffle=False), False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> ResumableLoader:
         return self._loader(self.datasets["test"], EpochSampler(len(self.datasets["test"]), shuffle=False), False)
 
 

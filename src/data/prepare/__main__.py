@@ -1,5 +1,7 @@
 """CLI: `python -m src.data.prepare <dataset> --src DIR --out DIR [--frames-from DIR --fps F --short-side S
---workers W --no-extract]`. Prints a summary table and exits 1 if nothing could be listed."""
+--workers W --no-extract]`. Prints progress (stderr) and a summary table. Exit status: 0 lists written, 1 nothing
+could be listed (earlier lists kept; why in <out>/prepare_report.failed.txt), 2 bad arguments or annotations,
+130 interrupted (finished frame folders are kept: run it again to resume)."""
 
 from __future__ import annotations
 
@@ -38,24 +40,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-ids", default=None, help="minik: the train id list (default: found under --src)")
     ap.add_argument("--val-ids", default=None, help="minik: the val id list (default: found under --src)")
     args = ap.parse_args(argv)
+    for flag, value in (("--workers", args.workers), ("--fps", args.fps), ("--short-side", args.short_side)):
+        if value is not None and value <= 0:
+            ap.error(f"{flag} {value}: expected a positive number")
     try:
         s = prepare(args.dataset, args.src, args.out, args.frames_from, args.fps, args.short_side, args.workers,
                     not args.no_extract, args.train_ids, args.val_ids)
     except (AnnotationError, FileNotFoundError) as e:
-        print(f"error: {e}\nexpected under --src: {EXPECTED_FILES[args.dataset]}", file=sys.stderr)
+        print(f"error: {e}; expected under --src: {EXPECTED_FILES[args.dataset]}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished frame folders are kept, lists unchanged; run the same command to resume",
+              file=sys.stderr)
+        return 130
     print(f"{s['dataset']}: {s['classes']} classes -> {s['out']}  (media: {s['media']}, {s['seconds']} s)")
     for split in ("train", "val"):
         row = s[split]
         print(f"  {split:5s} annotated {row['annotated']:7d}  listed {row.get('listed', 0):7d}  "
               + "  ".join(f"{k} {v}" for k, v in sorted(row.items()) if k not in ("annotated", "listed")))
-    if s["left_out"]:
+    if not s["written"]:
+        print(f"  nothing listed: earlier lists left as they were; why: {s['out']}/prepare_report.failed.txt")
+    elif s["left_out"]:
         print(f"  {s['left_out']} videos left out: see {s['out']}/prepare_report.txt")
-    if args.no_extract and SPECS[args.dataset].shipped == "video":
+    if s["written"] and args.no_extract and SPECS[args.dataset].shipped == "video":
         print(f"  train with: dataset.format=video dataset.root={s['out']}/videos "
               f"dataset.train_list={s['out']}/train_videos.txt dataset.val_list={s['out']}/val_videos.txt")
     print(json.dumps(s))
-    return 0 if any(s[sp].get("listed") for sp in ("train", "val")) else 1
+    return 0 if s["written"] else 1
 
 
 if __name__ == "__main__":

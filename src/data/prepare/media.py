@@ -80,9 +80,18 @@ def extract_frames(video: Path, out_dir: Path, template: str, fps: float | None 
 
 
 def link_or_use(target: Path, link: Path) -> Path:
-    """Make `link` point at `target` (a symlink) unless link already exists; returns link."""
-    if link.exists() or link.is_symlink():
+    """Make `link` a symlink to `target`: created if missing, replaced (atomically) if it points elsewhere, kept if
+    it is a real folder (media already there). Returns link."""
+    target = target.resolve()
+    if link.is_symlink():
+        if Path(os.readlink(link)) == target:
+            return link
+    elif link.exists():
         return link
     link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(target.resolve(), target_is_directory=True)
+    tmp = link.with_name(f".{link.name}.tmp{os.getpid()}")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(target, target_is_directory=True)
+    os.replace(tmp, link)
     return link

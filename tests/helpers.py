@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from src.runs import CONF_DIR, compose
+
+ROOT = CONF_DIR.parent
+
+
+def cli(args: list[str], cwd=ROOT, timeout=300) -> subprocess.CompletedProcess:
+    """`python args...` in a subprocess (W&B off, warnings quiet), output captured as text."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def compose_train(overrides: list[str], output_dir: Path | None = None, config_name: str = "train"):

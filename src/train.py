@@ -62,6 +62,20 @@ def define_wandb_summaries(loggers: list) -> None:
                 lg.experiment.define_metric(key, step_metric="trainer/global_step", step_sync=True, summary=summary)
 
 
+# Loggers whose package is an optional extra of pyproject.toml: class name -> (modules, any one will do; extra)
+OPTIONAL_LOGGERS = {"TensorBoardLogger": (("tensorboard", "tensorboardX"), "tensorboard")}
+
+
+def check_logger_packages(cfg: DictConfig) -> None:
+    """ConfigError naming the extra to install when a configured logger's package is missing."""
+    import importlib.util
+
+    for name, c in (cfg.get("logger") or {}).items():
+        modules, extra = OPTIONAL_LOGGERS.get(str(c.get("_target_", "")).rsplit(".", 1)[-1], ((), None))
+        if modules and not any(importlib.util.find_spec(m) for m in modules):
+            raise ConfigError(f"logger.{name}: needs the {modules[0]} package: pip install -e '.[{extra}]'")
+
+
 def build_loggers(cfg: DictConfig) -> list:
     from hydra.utils import instantiate
 
@@ -103,6 +117,7 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
     honour_explicit_batch(cfg, run_overrides())
     apply_global_batch(cfg)
     validate(cfg)
+    check_logger_packages(cfg)
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 

@@ -41,3 +41,14 @@ def group_options(group: str) -> list[str]:
 
 def resolved(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+def train_tiny_checkpoint(data_root: Path, out_dir: Path, method: str = "afnet_tsm", segments: int = 4) -> Path:
+    """Train a tiny model (ResNet-18 at width 8, 32 px, 1 epoch) on the tiny built-in dataset under `data_root`;
+    returns its last checkpoint (the run's overrides are saved in it, as `python -m src.train` saves them)."""
+    from src.train import train
+    from tests.conftest import tiny_overrides
+
+    cfg = compose_train([*tiny_overrides(data_root), "backbone=r18", "backbone.options.width=8", f"model={method}",
+                         f"num_segments={segments}", "trainer.max_epochs=1"], out_dir)
+    return Path(train(cfg)["last_ckpt"])

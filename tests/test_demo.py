@@ -83,3 +83,13 @@ def test_empty_frame_folder_is_named(afnet_ckpt, tmp_path, capsys):
 def test_demo_help():
     proc = cli(["-m", "src.demo", "--help"], timeout=60)
     assert proc.returncode == 0 and "ckpt_path" in proc.stdout and "frame" in proc.stdout
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_demo_on_the_gpu_matches_the_cpu(afnet_ckpt, tiny_data_root, tmp_path):
+    video = str(first_val_video(tiny_data_root, "videos"))
+    cpu, _ = demo_main([video, f"ckpt_path={afnet_ckpt}", "device=cpu", f"out={tmp_path / 'c.png'}"])
+    gpu, _ = demo_main([video, f"ckpt_path={afnet_ckpt}", "device=cuda", f"out={tmp_path / 'g.png'}"])
+    assert gpu.top[0][0] == cpu.top[0][0] and abs(gpu.top[0][1] - cpu.top[0][1]) < 1e-3
+    assert gpu.block_masks == cpu.block_masks

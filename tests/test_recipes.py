@@ -122,3 +122,19 @@ def test_training_a_real_dataset_from_scratch_warns_naming_the_key(overrides, wa
     warn_if_not_pretrained(compose_train(overrides, tmp_path), resuming=False)
     err = capsys.readouterr().err
     assert ("pretrained=null" in err and "pretrained=PATH" in err) == warned
+
+
+def test_train_help_lists_the_groups_and_the_recipe_rule():
+    proc = cli(["-m", "src.train", "--help"], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "brings its paper recipe" in proc.stdout and "test_protocol: dense" in proc.stdout
+    assert "recipe: activitynet" in proc.stdout
+
+
+@pytest.mark.parametrize("experiment,recipe", [("recipe_sth", STH), ("recipe_kinetics", KINETICS)])
+def test_earlier_recipe_experiments_still_compose(experiment, recipe, tmp_path):
+    """Checkpoints of runs launched with `experiment=recipe_*` still recompose (src.eval, resume)."""
+    c = resolved(compose_train([f"experiment={experiment}"], tmp_path))
+    assert c["dataset"]["name"] == "synthetic"
+    for key, expected in recipe.items():
+        assert value(c, key) == expected, key

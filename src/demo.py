@@ -240,6 +240,8 @@ def run_demo(video: str, opts: dict, overrides: list[str]) -> tuple[Prediction, 
     from src.files import atomic_output
     from src.runs import checkpoint_arg, load_run
 
+    if video != "builtin" and not Path(video).exists():  # before the (slower) checkpoint
+        raise DemoError(f"{video}: no such video file or frame folder")
     ckpt = checkpoint_arg(opts["ckpt_path"])
     device = pick_device(str(opts["device"]))
     cfg, net = load_run(ckpt, overrides)

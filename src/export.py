@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 USAGE = __doc__
-FORMATS = {"torchscript": ".pt", "pt2": ".pt2", "onnx": ".onnx"}
+FORMATS = {"torchscript": ".torchscript.pt", "pt2": ".pt2", "onnx": ".onnx"}  # the default out: <ckpt stem><suffix>
 EXPORT_KEYS = {"ckpt_path": None, "format": None, "out": None, "batch": "1", "check": "true"}
 # the AFNet switches that make the exported graph: the masked focal computation and deterministic masks
 MASKED_DETERMINISTIC = ["model.focal_compute=masked", "model.eval_gumbel_noise=false"]
@@ -161,7 +161,7 @@ def run_export(opts: dict, overrides: list[str]) -> dict:
     fmt = opts["format"]
     print(f"loading {ckpt}", flush=True)
     cfg, eager, net = load_for_export(ckpt, overrides)
-    out = Path(opts["out"] or ckpt.with_name(f"{ckpt.stem}.{fmt}{FORMATS[fmt]}"))
+    out = Path(opts["out"] or ckpt.with_name(ckpt.stem + FORMATS[fmt]))
     x = example_clip(cfg, opts["batch"])
     afnet = str(cfg.model.method).startswith("afnet")
     path_used = "masked (deterministic masks)" if afnet else "dense (no focal blocks)"

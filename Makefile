@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 T ?=
 
-.PHONY: setup train test test-slow lint bench bench-gpu bench-loader flops table report clean-logs
+.PHONY: setup train demo export test test-slow lint bench bench-gpu bench-loader flops table report clean-logs
 
 setup: $(STAMP)
 
@@ -21,6 +21,15 @@ $(STAMP): pyproject.toml
 
 train: setup
 	$(PY) -m src.train $(ARGS)
+
+# make demo: classify a built-in validation video (VIDEO=file or frame folder to choose) with the newest
+# `make train` checkpoint (CKPT=path to choose); prints the top-5 and writes a PNG of the frames AFNet selected
+demo: setup
+	$(PY) -m src.demo $(or $(VIDEO),builtin) ckpt_path=$(or $(CKPT),newest) $(ARGS)
+
+# make export F=torchscript|pt2|onnx [CKPT=path]: export the newest `make train` checkpoint (onnx: pip install -e .[onnx])
+export: setup
+	$(PY) -m src.export ckpt_path=$(or $(CKPT),newest) format=$(or $(F),torchscript) $(ARGS)
 
 test: setup
 	$(PY) -m pytest -q $(ARGS)

@@ -163,16 +163,29 @@ def world_size(cfg: DictConfig) -> int:
     return max(1, devices) * max(1, int(cfg.trainer.get("num_nodes", 1) or 1))
 
 
+def accumulation(cfg: DictConfig) -> int:
+    """Batches per optimiser step (`trainer.accumulate_grad_batches`, 1 when absent)."""
+    n = cfg.trainer.get("accumulate_grad_batches", 1)
+    if n is None:
+        return 1
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"trainer.accumulate_grad_batches={n!r}: must be an integer >= 1")
+    return n
+
+
 def apply_global_batch(cfg: DictConfig) -> None:
-    """If `global_batch_size` is set, make `batch_size` (per device) = global / world size, so a recipe's
-    batch is the same on 1 GPU, 2 GPUs or 4 nodes."""
+    """If `global_batch_size` is set, make `batch_size` (per device and forward pass) = global / (world size x
+    trainer.accumulate_grad_batches), so a recipe's batch per optimiser step is the same on 1 GPU, 2 GPUs,
+    4 nodes or with gradient accumulation."""
     from omegaconf import open_dict
 
     total = cfg.get("global_batch_size")
     if total is None:
         return
-    world = world_size(cfg)
-    if not isinstance(total, int) or total < world or total % world:
-        raise ConfigError(f"global_batch_size={total}: must be a positive multiple of devices x num_nodes = {world}")
+    world, accumulate = world_size(cfg), accumulation(cfg)
+    parts = world * accumulate
+    if not isinstance(total, int) or total < parts or total % parts:
+        raise ConfigError(f"global_batch_size={total}: must be a positive multiple of devices x num_nodes x "
+                          f"trainer.accumulate_grad_batches = {world} x {accumulate}")
     with open_dict(cfg):
-        cfg.batch_size = total // world
+        cfg.batch_size = total // parts

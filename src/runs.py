@@ -2,7 +2,8 @@
 
 `compose("train", overrides)` is `python -m src.train overrides --cfg job` as a DictConfig; `net_config(cfg, K)`
 the keyword arguments that rebuild the net (saved in checkpoints as `suite_model`); `build_net` instantiates
-them; `load_run(path)` recomposes a checkpoint's run and returns it with its weights loaded.
+them; `load_run(path)` recomposes a checkpoint's run and returns it with its weights loaded;
+`newest_checkpoint()` finds the checkpoint of the newest run of the default config (what `make train` made).
 """
 
 from __future__ import annotations
@@ -123,3 +124,20 @@ def load_run(path: str | Path, overrides: list[str] = ()):
                          f"{len(unexpected)} unexpected, {len(misfit)} of another shape, e.g. {', '.join(first)})")
     net.load_state_dict(state, strict=True)
     return cfg, net
+
+
+def newest_checkpoint(log_dir: str | Path = "logs", overrides: list[str] = ()) -> Path:
+    """The best (else last) checkpoint of the newest run folder of `python -m src.train overrides` under
+    `log_dir`/runs/<run name>/; FileNotFoundError naming the folder when there is none."""
+    folder = Path(log_dir) / "runs" / compose("train", list(overrides)).run_name
+    for run in sorted(folder.glob("seed*_*"), key=lambda p: p.stat().st_mtime, reverse=True):
+        found = sorted(run.glob("checkpoints/best-*.ckpt")) or sorted(run.glob("checkpoints/last.ckpt"))
+        if found:
+            return found[-1]
+    raise FileNotFoundError(f"ckpt_path=newest: no checkpoint under {folder}/seed*_*/checkpoints; train one "
+                            "first (`make train`) or pass ckpt_path=PATH")
+
+
+def checkpoint_arg(arg: str) -> Path:
+    """A `ckpt_path=` argument of the entry points: a path, or `newest` (`newest_checkpoint()`)."""
+    return newest_checkpoint() if arg == "newest" else Path(arg)

@@ -135,6 +135,20 @@ def check_wandb(cfg: DictConfig) -> None:
                           "set WANDB_MODE=offline to log locally and `wandb sync` later, or use logger=csv")
 
 
+# Loggers whose package is an optional extra of pyproject.toml: class name -> (modules, any one will do; extra)
+OPTIONAL_LOGGERS = {"TensorBoardLogger": (("tensorboard", "tensorboardX"), "tensorboard")}
+
+
+def check_logger_packages(cfg: DictConfig) -> None:
+    """ConfigError naming the extra to install when a configured logger's package is missing."""
+    import importlib.util
+
+    for name, c in (cfg.get("logger") or {}).items():
+        modules, extra = OPTIONAL_LOGGERS.get(str(c.get("_target_", "")).rsplit(".", 1)[-1], ((), None))
+        if modules and not any(importlib.util.find_spec(m) for m in modules):
+            raise ConfigError(f"logger.{name}: needs the {modules[0]} package: pip install -e '.[{extra}]'")
+
+
 def build_loggers(cfg: DictConfig) -> list:
     from hydra.utils import instantiate
 
@@ -170,14 +184,41 @@ def resume_hint() -> str:
     return "python -m src.train " + " ".join([*args, "ckpt_path=last"])
 
 
+def honour_explicit_batch(cfg: DictConfig, overrides: list[str]) -> None:
+    """A `batch_size=N` given on the command line (without `global_batch_size=`) wins over the recipe's
+    global_batch_size, which would otherwise derive batch_size from it."""
+    from omegaconf import open_dict
+
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    if "batch_size" in keys and "global_batch_size" not in keys and cfg.get("global_batch_size") is not None:
+        print(f"batch_size={cfg.batch_size} given: the recipe's global_batch_size={cfg.global_batch_size} is not "
+              "applied (set global_batch_size=N instead to keep a batch whatever the device count)")
+        with open_dict(cfg):
+            cfg.global_batch_size = None
+
+
+def warn_if_not_pretrained(cfg: DictConfig, resuming: bool) -> None:
+    """The paper's recipes fine-tune from an ImageNet-pretrained backbone: say so when a real video dataset
+    trains from random weights (not for the built-in dataset, ImageNet pretraining itself, or a resumed run)."""
+    built_in = cfg.dataset.get("generate") is not None
+    if cfg.get("pretrained") or resuming or built_in or cfg.dataset.name == "imagenet":
+        return
+    print(f"warning: pretrained=null: {cfg.dataset.name} trains from random weights, while its recipe assumes an "
+          f"ImageNet-pretrained {cfg.backbone.name} backbone; set pretrained=PATH (e.g. "
+          f"pretrained=${{paths.pretrained_dir}}/af_{cfg.backbone.name}_imagenet.pth, from "
+          "`experiment=pretrain_imagenet` or `python -m src.convert_checkpoint`)", file=sys.stderr, flush=True)
+
+
 def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
     """Fit per `cfg` (plus any extra Lightning `callbacks`); returns the final metrics and paths.
 
     Raises ConfigError / DataConfigError for a run that cannot start or trained no step, SystemExit(75) after a
     stop signal (a checkpoint saved)."""
+    honour_explicit_batch(cfg, run_overrides())
     identity = run_identity(cfg)  # as composed: before the per-device batch is derived
     apply_global_batch(cfg)
     validate(cfg)
+    check_logger_packages(cfg)
     import lightning.pytorch as pl
     from hydra.utils import instantiate
     from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -202,6 +243,7 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset)
     datamodule.check_paths()
+    warn_if_not_pretrained(cfg, resuming=ckpt_path is not None)
 
     kwargs = net_config(cfg, num_classes=cfg.dataset.num_classes)
     net = build_net(kwargs)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -13,6 +15,14 @@ from lightning.pytorch import Callback
 from omegaconf import OmegaConf, open_dict
 
 from src.runs import CONF_DIR, compose
+
+ROOT = CONF_DIR.parent
+
+
+def cli(args: list[str], cwd=ROOT, timeout=300) -> subprocess.CompletedProcess:
+    """`python args...` in a subprocess (W&B off, warnings quiet), output captured as text."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def compose_train(overrides: list[str], output_dir: Path | None = None, config_name: str = "train",
@@ -80,3 +90,14 @@ class SigtermAt(Callback):
     def on_validation_batch_start(self, trainer, *args):
         if self.in_validation and not trainer.sanity_checking:
             self._send(trainer)
+
+
+def train_tiny_checkpoint(data_root: Path, out_dir: Path, method: str = "afnet_tsm", segments: int = 4) -> Path:
+    """Train a tiny model (ResNet-18 at width 8, 32 px, 1 epoch) on the tiny built-in dataset under `data_root`;
+    returns its last checkpoint (the run's overrides are saved in it, as `python -m src.train` saves them)."""
+    from src.train import train
+    from tests.conftest import tiny_overrides
+
+    cfg = compose_train([*tiny_overrides(data_root), "backbone=r18", "backbone.options.width=8", f"model={method}",
+                         f"num_segments={segments}", "trainer.max_epochs=1"], out_dir)
+    return Path(train(cfg)["last_ckpt"])

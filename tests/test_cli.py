@@ -4,25 +4,15 @@ evaluation of a checkpoint, config errors, W&B offline."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from src.train import train
 from tests.conftest import tiny_backbone, tiny_overrides
-from tests.helpers import compose_train
+from tests.helpers import cli, compose_train
 
-ROOT = Path(__file__).resolve().parent.parent
 RUNS = [(m, b) for m in ("tsn", "tsm") for b in ("r18", "r34", "r50", "r101", "mbv3")]
 RUNS += [(m, b) for m in ("afnet", "afnet_tsm", "afnet_soft") for b in ("r18", "r34", "r50", "r101", "mbv3")]
-
-
-def cli(args: list[str], cwd=ROOT, timeout=300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("method,backbone", RUNS)
@@ -36,7 +26,8 @@ def test_fast_dev_run_every_model(method, backbone, tiny_data_root, tmp_path):
 @pytest.mark.parametrize("extra", [["rs=0.5"], ["model.fusion=add"], ["model.mask_mode=input"],
                                    ["model.nav_mix_frames=true"], ["model.eval_gumbel_noise=true"],
                                    ["dataset=synthetic_video"],
-                                   ["dataset.test_num_crops=3", "dataset.test_num_clips=2"]])
+                                   ["dataset.test_num_crops=3", "dataset.test_num_clips=2"], ["test_protocol=twice"],
+                                   ["test_protocol=dense"], ["test_protocol=official_val"]])
 def test_fast_dev_run_afnet_switches(extra, tiny_data_root, tmp_path):
     cfg = compose_train([*tiny_overrides(tiny_data_root), *tiny_backbone("r18"), "model=afnet", "debug=fast",
                          *extra], tmp_path)

@@ -6,7 +6,8 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from src.config import ConfigError, validate
 from tests.helpers import compose_train, group_options, resolved
 
-GROUPS = ["dataset", "backbone", "model", "optim", "callbacks", "logger", "trainer", "debug", "experiment"]
+GROUPS = ["dataset", "backbone", "model", "optim", "callbacks", "logger", "trainer", "debug", "experiment", "recipe",
+          "test_protocol"]
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in group_options(g)])
@@ -47,7 +48,7 @@ def test_unknown_option_lists_the_choices(group, tmp_path):
 def test_global_batch_is_kept_whatever_the_device_count(devices, nodes, per_device, tmp_path):
     from src.config import apply_global_batch
 
-    cfg = compose_train(["experiment=recipe_sth", "trainer=ddp", f"trainer.devices={devices}",
+    cfg = compose_train(["dataset=jester", "trainer=ddp", f"trainer.devices={devices}",
                          f"trainer.num_nodes={nodes}"], tmp_path)
     apply_global_batch(cfg)
     assert cfg.batch_size == per_device
@@ -66,7 +67,7 @@ def test_slurm_launcher_composes_with_its_resources(tmp_path):
     from src.runs import compose
 
     cfg = compose("train", ["launcher=slurm", "slurm.gpus_per_node=4", "slurm.nodes=2", "slurm.partition=gpu",
-                            "experiment=recipe_sth"], return_hydra_config=True)
+                            "dataset=jester"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.nodes, launcher.gpus_per_node, launcher.tasks_per_node) == (2, 4, 4)

@@ -1,5 +1,4 @@
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -98,14 +97,13 @@ def test_unreadable_samples_are_replaced_counted_and_capped(tiny_data_root, tmp_
 
 
 @pytest.mark.parametrize("name", ["synthetic", "synthetic_video"])
-def test_synthetic_configs_build_a_working_datamodule(tiny_data_root, name):
+def test_synthetic_configs_build_a_working_datamodule(tiny_data_root, name, tmp_path):
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    top = OmegaConf.create({"data_root": str(tiny_data_root), "num_segments": 4, "seed": 0, "batch_size": 2,
-                            "num_workers": 0})
-    conf = Path(__file__).parents[1] / "conf" / "dataset"
-    cfg = OmegaConf.merge(top, {"dataset": OmegaConf.load(conf / f"{name}.yaml")})
+    from tests.helpers import compose_train
+
+    cfg = compose_train([f"dataset={name}", f"data_root={tiny_data_root}", "num_segments=4", "batch_size=2",
+                         "num_workers=0"], tmp_path)
     cfg.dataset.generate = {**cfg.dataset.generate, **TINY_SYNTHETIC}  # the tiny dataset already generated
     cfg.dataset.scale_size, cfg.dataset.crop_size = [32, 32], 28
     dm = instantiate(cfg.dataset)
@@ -116,3 +114,28 @@ def test_synthetic_configs_build_a_working_datamodule(tiny_data_root, name):
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (2, 4, 3, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert len(dm.classes) == cfg.dataset.num_classes
+
+
+@pytest.mark.parametrize("protocol,views", [("single", None), ("official_val", None), ("dense", 10),
+                                            ("multi_clip", 30), ("twice", 6)])
+def test_test_protocols_from_config(tiny_data_root, protocol, views, tmp_path):
+    from hydra.utils import instantiate
+
+    from src.data.sampling import eval_clips_indices
+    from tests.helpers import compose_train
+
+    cfg = compose_train([f"test_protocol={protocol}", f"data_root={tiny_data_root}", "num_segments=4",
+                         "dataset.scale_size=[32,40]", "dataset.crop_size=32", "num_workers=0"], tmp_path)
+    dm = instantiate(cfg.dataset)
+    dm.setup("test")
+    ds = dm.datasets["test"]
+    x, _ = ds[0]
+    assert x.shape == ((4, 3, 32, 32) if views is None else (views, 4, 3, 32, 32))
+    n = ds.records[0].num_frames
+    expected = eval_clips_indices(cfg.test_protocol.sampler, n, 4, cfg.test_protocol.num_clips)
+    assert ds.indices_for(0) == [i for clip in expected for i in clip]
+
+
+def test_bad_test_sampler_names_the_key(tiny_data_root):
+    with pytest.raises(DataConfigError, match=r"dataset\.test_sampler='nope'"):
+        make_dm(tiny_data_root, test_sampler="nope")

@@ -49,3 +49,30 @@ def test_dense_indices():
     assert dense_indices(10, 8, 2) == [1, 3, 5, 7, 9, 1, 3, 5]
     idx = dense_indices(100, 8, 4, np.random.default_rng(0))
     assert np.all(np.diff(idx) == 4)
+
+
+def test_official_sampler_reads_frame_one_for_short_videos():
+    from src.data.sampling import eval_clips_indices
+
+    assert eval_clips_indices("official", 8, 8) == [[1] * 8]       # n <= T: frame 1, T times
+    assert eval_clips_indices("official", 5, 8) == [[1] * 8]
+    assert eval_clips_indices("official", 80, 8) == [centre_indices(80, 8)]
+    assert eval_clips_indices("uniform", 5, 8) == [centre_indices(5, 8)]  # the default spreads short videos
+
+
+def test_dense_test_sampling_is_tsm_s():
+    from src.data.sampling import dense_clips_indices, eval_clips_indices
+
+    clips = dense_clips_indices(200, 8, 10)  # stride 64 / 8 = 8, starts linspace(0, 136, 10) truncated
+    starts = [int(x) for x in np.linspace(0, 136, 10)]
+    assert clips == [[s + 8 * i + 1 for i in range(8)] for s in starts]
+    assert dense_clips_indices(20, 8, 2) == [[(8 * i) % 20 + 1 for i in range(8)]] * 2  # short: wraps, one start
+    assert eval_clips_indices("dense", 200, 8, 10) == clips
+    assert eval_clips_indices("twice", 80, 8, 1) == twice_sample_indices(80, 8)
+
+
+def test_unknown_sampler_is_named():
+    from src.data.sampling import eval_clips_indices
+
+    with pytest.raises(ValueError, match="'nope'.*uniform"):
+        eval_clips_indices("nope", 10, 8)

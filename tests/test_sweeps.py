@@ -7,16 +7,16 @@ from src.report import TABLES, load_tables, row_id
 from tests.helpers import CONF_DIR, compose_train, resolved
 
 PAPER = load_tables()
-RECIPES = {  # SPEC §7.1 / §7.3
-    "recipe_sth": {"optim.groups.nav_lr_mult": 10.0, "optim.lr": 0.01, "optim.lr_steps": [25, 45],
+RECIPES = {  # the paper's recipes (conf/recipe/)
+    "sth": {"optim.groups.nav_lr_mult": 10.0, "optim.lr": 0.01, "optim.lr_steps": [25, 45],
                    "trainer.max_epochs": 55, "loss.lambda_rt": 0.5},
-    "recipe_kinetics": {"optim.groups.nav_lr_mult": 10.0, "optim.lr": 0.002, "optim.lr_steps": [20, 40],
+    "kinetics": {"optim.groups.nav_lr_mult": 10.0, "optim.lr": 0.002, "optim.lr_steps": [20, 40],
                         "trainer.max_epochs": 50, "loss.lambda_rt": 1.0},
-    "pretrain_imagenet": {"optim.lr": 0.1, "optim.lr_steps": [30, 60], "trainer.max_epochs": 90,
+    "imagenet": {"optim.lr": 0.1, "optim.lr_steps": [30, 60], "trainer.max_epochs": 90,
                           "optim.warmup_epochs": 5, "global_batch_size": 256, "num_segments": 1},
 }
-RECIPE_OF = {"jester": "recipe_sth", "sthv1": "recipe_sth", "sthv2": "recipe_sth", "minik": "recipe_kinetics",
-             "activitynet": "recipe_kinetics", "imagenet": "pretrain_imagenet"}
+RECIPE_OF = {"jester": "sth", "sthv1": "sth", "sthv2": "sth", "minik": "kinetics", "activitynet": "kinetics",
+             "imagenet": "imagenet"}
 TRAINED = [t for t, spec in PAPER.items() if any(not r.get("cited") for r in spec.get("rows", [])) and t != "S5"]
 
 

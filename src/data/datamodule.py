@@ -11,6 +11,7 @@ from src.data.dataset import BadSampleCounter, VideoDataset
 from src.data.lists import ListFormatError, VideoRecord, parse_list, read_classes
 from src.data.readers import FrameFolderReader, VideoFileReader, cached_frame_counts
 from src.data.resumable import EpochSampler, ResumableLoader, ignore_stop_signals, resume_start_fn
+from src.data.sampling import EVAL_SAMPLERS
 
 
 class DataConfigError(ValueError):
@@ -18,15 +19,16 @@ class DataConfigError(ValueError):
 
 
 class VideoDataModule(LightningDataModule):
-    """Train / val / test loaders of one video dataset. The constructor's keyword arguments are
-    exactly the keys of `conf/dataset/<name>.yaml`.
+    """Train / val / test loaders of one video dataset. The constructor's keyword arguments are exactly the keys
+    of `conf/dataset/<name>.yaml` (with conf/dataset/base/video.yaml).
 
     root: media root (frame folders or video files), list paths relative to it. format: "frames" | "video".
     template / start_index: frame file names (1-based indices map to template.format(start_index - 1 + i)).
     scale_size: (H, W) every frame is resized to first; crop_size: the square crop fed to the model.
-    test_num_clips / test_num_crops / test_twice_sample: the evaluation protocol (1 / 1 / False: the paper's
-    single centre clip and crop). generate: kwargs of `src.data.synthetic.generate` for the built-in dataset
-    (created in `prepare_data` when missing); None for real datasets. prepare_hint: what to run when the
+    test_sampler / test_num_clips / test_num_crops: the evaluation protocol (conf/test_protocol/; "uniform" / 1 / 1:
+    the paper's single centre clip and crop; samplers: `src.data.sampling.EVAL_SAMPLERS`). generate: kwargs of
+    `src.data.synthetic.generate` for the built-in dataset (created in `prepare_data` when missing); None for real
+    datasets. prepare_hint: what to run when the
     dataset is missing. Batches: (x (N, T, 3, crop, crop) or (N, V, T, 3, crop, crop), y (N,)).
     """
 
@@ -34,18 +36,23 @@ class VideoDataModule(LightningDataModule):
                  test_list: str | None = None, classes_file: str | None = None, format: str = "frames",
                  template: str = "{:05d}.jpg", start_index: int = 1, num_segments: int = 8,
                  scale_size=(240, 320), crop_size: int = 224, flip: bool = True, test_num_clips: int = 1,
-                 test_num_crops: int = 1, test_twice_sample: bool = False, batch_size: int = 8,
+                 test_num_crops: int = 1, test_sampler: str = "uniform", batch_size: int = 8,
                  num_workers: int = 0, max_bad_fraction: float = 0.05, seed: int = 0,
                  prepare_hint: str | None = None, generate: dict | None = None):
         super().__init__()
         if format not in ("frames", "video"):
             raise DataConfigError(f"dataset.format={format!r}: use frames or video")
+        if test_sampler not in EVAL_SAMPLERS:
+            raise DataConfigError(f"dataset.test_sampler={test_sampler!r}: choose one of {', '.join(EVAL_SAMPLERS)}")
+        if test_num_crops not in (1, 3) or test_num_clips < 1:
+            raise DataConfigError(f"dataset.test_num_clips={test_num_clips}, dataset.test_num_crops={test_num_crops}: "
+                                  "expected clips >= 1 and crops 1 or 3")
         self.name, self.num_classes, self.metric = name, num_classes, metric
         self.root, self.format, self.template, self.start_index = Path(root), format, template, start_index
         self.lists = {"train": train_list, "val": val_list, "test": test_list or val_list}
         self.classes_file = classes_file
         self.num_segments, self.scale_size, self.crop_size, self.flip = num_segments, tuple(scale_size), crop_size, flip
-        self.test_views = {"num_clips": test_num_clips, "num_crops": test_num_crops, "twice_sample": test_twice_sample}
+        self.test_views = {"num_clips": test_num_clips, "num_crops": test_num_crops, "sampler": test_sampler}
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.max_bad_fraction, self.prepare_hint, self.generate = max_bad_fraction, prepare_hint, generate
         self.counter = BadSampleCounter()

@@ -40,6 +40,9 @@ class BadSampleCounter:
 class VideoDataset(Dataset):
     """One clip per item: `(clip, label)`, clip float (T, 3, crop, crop), or (V, T, 3, crop, crop) for V test views.
 
+    Evaluation reads `num_clips` clips chosen by `sampler` (`src.data.sampling.EVAL_SAMPLERS`; `twice`: 2 clips),
+    each as `num_crops` crops (1 centre, or 3 along the longer side): V = clips x crops views, in that order.
+
     Training keys are `index + epoch * len(self)` (see `src.data.resumable.EpochSampler(encode_epoch=True)`),
     so the random frame choice and crop are a function of (seed, epoch, index), whatever worker reads it.
     An unreadable sample is logged, counted and replaced by the next readable one; past `max_bad_fraction`
@@ -47,11 +50,11 @@ class VideoDataset(Dataset):
     """
 
     def __init__(self, records: list[VideoRecord], reader, num_segments: int, train: bool, scale_size, crop_size: int,
-                 flip: bool = False, num_clips: int = 1, num_crops: int = 1, twice_sample: bool = False, seed: int = 0,
+                 flip: bool = False, num_clips: int = 1, num_crops: int = 1, sampler: str = "uniform", seed: int = 0,
                  max_bad_fraction: float = 0.05, counter: BadSampleCounter | None = None):
         self.records, self.reader, self.t = records, reader, num_segments
         self.train, self.scale_size, self.crop, self.flip = train, tuple(scale_size), crop_size, flip
-        self.num_clips, self.num_crops, self.twice = num_clips, num_crops, twice_sample
+        self.num_clips, self.num_crops, self.sampler = num_clips, num_crops, sampler
         self.seed, self.max_bad_fraction = seed, max_bad_fraction
         self.counter = counter or BadSampleCounter()
 
@@ -63,9 +66,7 @@ class VideoDataset(Dataset):
         n = self.records[i].num_frames
         if self.train:
             return [sampling.tsn_train_indices(n, self.t, rng)]
-        if self.twice:
-            return sampling.twice_sample_indices(n, self.t)
-        return sampling.multi_clip_indices(n, self.t, self.num_clips)
+        return sampling.eval_clips_indices(self.sampler, n, self.t, self.num_clips)
 
     def indices_for(self, i: int) -> list[int]:
         """Evaluation frame indices of item i, all clips concatenated."""

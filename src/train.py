@@ -80,7 +80,10 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
+    from src.lit.trainer import build_trainer, resolve_device
     from src.lit.video_module import VideoLitModule
+
+    resolve_device(cfg.trainer.get("accelerator"), cfg.trainer.get("precision"))  # a bad device fails before any work
 
     output_dir = Path(cfg.paths.output_dir)
     if (output_dir / "DONE").is_file() and (output_dir / "summary.json").is_file():
@@ -103,10 +106,12 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
     module = VideoLitModule(
         net, num_classes=cfg.dataset.num_classes, metric=cfg.dataset.get("metric", "top1"),
         optim=OmegaConf.to_container(cfg.optim, resolve=True), lambda_rt=cfg.loss.lambda_rt,
-        lambda_rs=cfg.loss.lambda_rs, rt=cfg.rt, rs=cfg.rs, macs_input_size=cfg.dataset.crop_size,
+        lambda_rs=cfg.loss.lambda_rs, rt=cfg.rt, rs=cfg.rs,
+        rt_warmup=OmegaConf.to_container(cfg.schedule.rt_warmup, resolve=True),
+        tau_schedule=OmegaConf.to_container(cfg.schedule.tau, resolve=True), macs_input_size=cfg.dataset.crop_size,
         net_config=kwargs, run_overrides=run_overrides())
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + list(callbacks or [])
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)
+    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}

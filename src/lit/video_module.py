@@ -51,9 +51,9 @@ class VideoLitModule(LightningModule):
         self.tau_schedule = dict(tau_schedule) if tau_schedule else None
         self.rt_target = rt_target(0, rt, **self.rt_warmup)
         k5 = min(5, num_classes)
-        self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_top5 = MulticlassAccuracy(num_classes, top_k=k5, average="micro")
+        self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro", validate_args=False)
+        self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro", validate_args=False)
+        self.val_top5 = MulticlassAccuracy(num_classes, top_k=k5, average="micro", validate_args=False)
         self.val_map = MeanAveragePrecision()
         self.val_ratios = MaskRatios()
         self.best = {"metric": -math.inf, "gflops": float("nan"), "epoch": -1}

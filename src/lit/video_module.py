@@ -136,7 +136,8 @@ class VideoLitModule(LightningModule):
         n = len(y)
         self.val_top1(logits, y)
         self.val_top5(logits, y)
-        self.val_map(logits, y)
+        if self.hparams.metric == "mAP":  # it keeps every score of the epoch: only when it is reported
+            self.val_map(logits, y)
         self.val_ratios.update(out.masks, out.spatial_masks, n)
         self.log(f"{stage}/loss", F.cross_entropy(logits, y), batch_size=n, sync_dist=True)
 

@@ -1,13 +1,16 @@
 # Quick start: `make train` (set up + train on the built-in dataset), `make test` (set up + tests).
 # Set-up is idempotent: the venv is rebuilt only when pyproject.toml changes.
+# The test targets also run with an interpreter that has the packages already (no venv made or used):
+# `make test-gpu PY=python3`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+VENV_SETUP := $(if $(filter $(VENV)/bin/python,$(PY)),setup,)
 ARGS ?=
 T ?=
 
-.PHONY: setup train demo export test test-slow lint bench bench-gpu bench-loader flops table report clean-logs
+.PHONY: setup train demo export test test-slow test-gpu gpu-check lint bench bench-gpu bench-loader flops table report clean-logs
 
 setup: $(STAMP)
 
@@ -31,11 +34,20 @@ demo: setup
 export: setup
 	$(PY) -m src.export ckpt_path=$(or $(CKPT),newest) format=$(or $(F),torchscript) $(ARGS)
 
-test: setup
+test: $(VENV_SETUP)
 	$(PY) -m pytest -q $(ARGS)
 
-test-slow: setup
+test-slow: $(VENV_SETUP)
 	$(PY) -m pytest -q -m slow $(ARGS)
+
+# the tests marked gpu, slow ones included (the default run collects them and skips them without CUDA)
+test-gpu: $(VENV_SETUP)
+	$(PY) -m pytest -q -m gpu $(ARGS)
+
+# on a GPU machine without a venv: make gpu-check PY=python3 OUT=DIR [STEPS=env,fast,slow,bench]
+# (installs the wheels of .whl/, runs the gpu tests and the GPU benchmark, logs and gpu-check.json in DIR)
+gpu-check: $(VENV_SETUP)
+	$(PY) -m src.tools.gpu_check --out $(or $(OUT),gpu-check) $(if $(STEPS),--steps $(STEPS)) $(ARGS)
 
 lint: setup
 	$(PY) -m ruff check src tests experiments

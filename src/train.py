@@ -225,7 +225,10 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
 
     from src.callbacks import PreemptionCheckpoint, RunRecord
     from src.callbacks.preemption import PREEMPTED_EXIT
+    from src.lit.trainer import build_trainer, resolve_device
     from src.lit.video_module import VideoLitModule
+
+    resolve_device(cfg.trainer.get("accelerator"), cfg.trainer.get("precision"))  # a bad device fails before any work
 
     output_dir = Path(cfg.paths.output_dir)
     check_folder(output_dir, identity)
@@ -257,13 +260,15 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
     module = VideoLitModule(
         net, num_classes=cfg.dataset.num_classes, metric=cfg.dataset.get("metric", "top1"),
         optim=OmegaConf.to_container(cfg.optim, resolve=True), lambda_rt=cfg.loss.lambda_rt,
-        lambda_rs=cfg.loss.lambda_rs, rt=cfg.rt, rs=cfg.rs, macs_input_size=cfg.dataset.crop_size,
+        lambda_rs=cfg.loss.lambda_rs, rt=cfg.rt, rs=cfg.rs,
+        rt_warmup=OmegaConf.to_container(cfg.schedule.rt_warmup, resolve=True),
+        tau_schedule=OmegaConf.to_container(cfg.schedule.tau, resolve=True), macs_input_size=cfg.dataset.crop_size,
         net_config=kwargs, run_overrides=run_overrides())
     if ckpt_path is not None:  # continuing in a folder that has checkpoints is the point of a resumption
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + list(callbacks or [])
     callbacks.append(RunRecord(output_dir, identity))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)
+    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except SIGTERMException:

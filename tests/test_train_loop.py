@@ -24,11 +24,14 @@ class Record(Callback):
         self.seen.append((trainer.global_step - 1, trainer.current_epoch, module.net.tau, module.rt_target, lrs))
 
 
-def test_schedules_follow_formulas_at_every_step(tmp_path):
+@pytest.mark.parametrize("callbacks", ["default", "none"])
+def test_schedules_follow_formulas_at_every_step(callbacks, tmp_path):
+    """τ, the ratio-loss target RT_e and the LR at every step are the formulas' values, with the default callbacks
+    and with none: the LightningModule owns its schedules."""
     # 6 steps per epoch, 4 epochs; τ over t_end=2 epochs, RT warm-up at 1/2/3, LR ×0.1 at epoch 3, 1-epoch warm-up
     cfg = fake_cfg(tmp_path, "trainer.max_epochs=4", "schedule.tau.t_end=2", "schedule.rt_warmup.begin=1",
                    "schedule.rt_warmup.end=3", "optim.lr_steps=[3]", "optim.warmup_epochs=1", "rt=0.4",
-                   "optim.groups.nav_lr_mult=10")
+                   "optim.groups.nav_lr_mult=10", f"callbacks={callbacks}")
     rec = Record()
     train(cfg, callbacks=[rec])
     assert len(rec.seen) == 24

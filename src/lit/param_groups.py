@@ -1,4 +1,6 @@
-"""Parameter groups with the official LR / weight-decay multipliers (SPEC §7.3)."""
+"""Parameter groups with the LR / weight-decay multipliers of the official AFNet and TSM training code: convolution
+weights x1 (decayed), their biases x2, BatchNorm x1 (not decayed), linear weights x5 and biases x10, and the
+navigation modules at their own multiplier (x10 in the paper's recipes)."""
 
 from __future__ import annotations
 

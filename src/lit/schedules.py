@@ -1,7 +1,8 @@
 """Training schedules as pure functions of the global step / epoch, so a resumed run gets identical values.
 
-Gumbel temperature τ (SPEC §2.7), the RT warm-up of the ratio target (SPEC §3) and the LR factor
-(linear warm-up, then ×gamma at each milestone epoch; SPEC §7.3).
+Gumbel temperature τ (decayed per iteration, exponentially from 1 to 0.01 in the paper), the RT warm-up of the
+ratio target (the official code's 1 -> RT in thirds) and the LR factor (linear warm-up, then ×gamma at each
+milestone epoch, the paper's step schedule).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def temperature(step: int, steps_per_epoch: int, kind: str = "exponential", t0: 
 
 
 def rt_target(epoch: int, rt: float, begin: int = 10, end: int = 20, enabled: bool = True) -> float:
-    """Ratio target RT_e for 0-based `epoch` (SPEC §3): 1 before `begin`; RT + 2/3(1-RT) in the first half
+    """Ratio target RT_e for 0-based `epoch`: 1 before `begin`; RT + 2/3(1-RT) in the first half
     of [begin, end); RT + 1/3(1-RT) in the second half; RT from `end` on. begin=10, end=20 give the
     official 10/15/20 steps, e.g. RT=0.5: 1 -> 0.833 -> 0.667 -> 0.5."""
     if not enabled or epoch >= end:

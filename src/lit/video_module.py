@@ -1,4 +1,9 @@
-"""LightningModule for video classification: loss, metrics, optimiser. The net is a plain nn.Module."""
+"""LightningModule for video classification: loss, metrics, optimiser, and the schedules of τ and the ratio target.
+
+The net is a plain nn.Module. Everything a training or validation step computes stays on the device (ratios and
+GMACs are summed there and read once per epoch); the ratio losses are computed in float32 whatever the autocast
+precision.
+"""
 
 from __future__ import annotations
 
@@ -7,47 +12,52 @@ import math
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
+from lightning.pytorch.trainer.states import TrainerFn
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.lit.metrics import MeanAveragePrecision
+from src.lit.metrics import MaskRatios, MeanAveragePrecision, mask_ratios
 from src.lit.param_groups import param_groups
-from src.lit.schedules import lr_factor
+from src.lit.schedules import lr_factor, rt_target, temperature
 
 
-def ratio_loss(masks: list[torch.Tensor], target: float) -> torch.Tensor:
-    """Mean over masks of (target - mean(mask))², each mean over all N*T frames of the batch (SPEC §3)."""
-    return torch.stack([(target - m.float().mean()) ** 2 for m in masks]).mean()
+def ratio_loss(ratios: torch.Tensor, target: float) -> torch.Tensor:
+    """Mean over masks of (target - ratio)²; ratios: (M,) float32 from `mask_ratios` (each mask's mean over all
+    N*T frames of the batch), so the loss is float32 under any autocast precision."""
+    return ((target - ratios) ** 2).mean()
 
 
 class VideoLitModule(LightningModule):
     """Cross-entropy + λ·ratio loss (+ λ_s·spatial ratio loss); top-1/top-5 or mAP; realised ratios and GFLOPs.
 
     net: a video model whose forward maps (N, T, 3, H, W) to a `VideoOutput`.
-    The ratio target `rt_target` and the net's temperature are set by `ScheduleCallback` every batch.
+    rt: the target temporal ratio RT; rt_warmup: {enabled, begin, end} of `schedules.rt_target` (None: RT from
+    the first step); rs: the spatial ratio target (None: no spatial loss); tau_schedule: {kind, t0, t1, t_end} of
+    `schedules.temperature` (None: the net's temperature is left as it is). Before every training batch the
+    module sets `rt_target` = RT_e and the net's temperature τ from (global_step, current_epoch) alone, so a run
+    resumed mid-epoch sees exactly the values an uninterrupted run sees, with or without callbacks.
     net_config: the keyword arguments that rebuild `net`; run_overrides: the command-line overrides of the
     run. Both are saved in checkpoints so `src.eval` can recompose the run's config.
     """
 
     def __init__(self, net: torch.nn.Module, num_classes: int, metric: str = "top1", optim: dict | None = None,
                  lambda_rt: float = 0.5, lambda_rs: float = 0.5, rt: float = 1.0, rs: float | None = None,
-                 macs_input_size: int = 224, net_config: dict | None = None,
-                 run_overrides: list[str] | None = None):
+                 rt_warmup: dict | None = None, tau_schedule: dict | None = None, macs_input_size: int = 224,
+                 net_config: dict | None = None, run_overrides: list[str] | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         self.net = net
         self.optim = dict(optim or {})
-        self.rt_target = 1.0
-        self.rs_target = rs
+        self.rt_warmup = dict(rt_warmup or {"enabled": False})
+        self.tau_schedule = dict(tau_schedule) if tau_schedule else None
+        self.rt_target = rt_target(0, rt, **self.rt_warmup)
         k5 = min(5, num_classes)
-        self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_top5 = MulticlassAccuracy(num_classes, top_k=k5, average="micro")
+        self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro", validate_args=False)
+        self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro", validate_args=False)
+        self.val_top5 = MulticlassAccuracy(num_classes, top_k=k5, average="micro", validate_args=False)
         self.val_map = MeanAveragePrecision()
+        self.val_ratios = MaskRatios()
         self.best = {"metric": -math.inf, "gflops": float("nan"), "epoch": -1}
         self._macs = None
-        self._val_ratio_sum: torch.Tensor | None = None
-        self._val_gmacs_sum = 0.0
-        self._val_videos = 0
 
     # ---- forward -------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor):
@@ -67,6 +77,23 @@ class VideoLitModule(LightningModule):
         return bool(getattr(self.net, "uses_ratio_loss", True))
 
     # ---- training ------------------------------------------------------------------------------------
+    def schedule_values(self, global_step: int, epoch: int) -> tuple[float | None, float]:
+        """(τ, RT_e) at optimiser step `global_step` of 0-based `epoch`; τ is None without a `tau_schedule`."""
+        rt_e = rt_target(epoch, self.hparams.rt, **self.rt_warmup)
+        if self.tau_schedule is None:
+            return None, rt_e
+        return temperature(global_step, self.steps_per_epoch(), **self.tau_schedule), rt_e
+
+    def on_train_batch_start(self, batch, batch_idx):
+        tau, self.rt_target = self.schedule_values(self.global_step, self.current_epoch)
+        log = {"schedule/rt_target": self.rt_target}
+        if tau is not None:
+            self.net.set_temperature(tau)
+            log["schedule/tau"] = tau
+        # device scalars made by a fill kernel: a Python float would be copied to the GPU with a host sync
+        self.log_dict({k: torch.full((), v, device=self.device) for k, v in log.items()}, on_step=True,
+                      on_epoch=False)
+
     def training_step(self, batch, batch_idx):
         x, y = batch[0], batch[1]
         logits, out = self._views_forward(x)
@@ -74,16 +101,17 @@ class VideoLitModule(LightningModule):
         loss = ce
         log = {"train/ce": ce}
         if out.masks and self.uses_ratio_loss:
-            r_loss = ratio_loss(out.masks, self.rt_target)
+            ratios = mask_ratios(out.masks)
+            r_loss = ratio_loss(ratios, self.rt_target)
             loss = loss + self.hparams.lambda_rt * r_loss
             log["train/ratio_loss"] = r_loss
-            log["train/ratio"] = torch.stack([m.detach().float().mean() for m in out.masks]).mean()
-        if out.spatial_masks and self.rs_target is not None:
-            s_loss = ratio_loss(out.spatial_masks, self.rs_target)
+            log["train/ratio"] = ratios.detach().mean()
+        if out.spatial_masks and self.hparams.rs is not None:
+            s_loss = ratio_loss(mask_ratios(out.spatial_masks), self.hparams.rs)
             loss = loss + self.hparams.lambda_rs * s_loss
             log["train/spatial_ratio_loss"] = s_loss
         self.train_top1(logits.detach(), y)
-        log.update({"train/loss": loss, "train/top1": self.train_top1, "train/rt_target": self.rt_target})
+        log.update({"train/loss": loss, "train/top1": self.train_top1})
         self.log_dict(log, on_step=True, on_epoch=True, batch_size=len(y), sync_dist=False)
         return loss
 
@@ -102,24 +130,15 @@ class VideoLitModule(LightningModule):
             self._macs = profile_macs(self.net, self.net.num_segments, input_size=self.hparams.macs_input_size)
         return self._macs
 
-    def on_validation_epoch_start(self):
-        self._val_ratio_sum, self._val_gmacs_sum, self._val_videos = None, 0.0, 0
-
-    on_test_epoch_start = on_validation_epoch_start
-
     def _eval_step(self, batch, stage: str):
         x, y = batch[0], batch[1]
         logits, out = self._views_forward(x)
         n = len(y)
         self.val_top1(logits, y)
         self.val_top5(logits, y)
-        self.val_map(logits, y)
-        ratios = out.ratios()
-        if ratios:
-            r = torch.tensor(ratios, dtype=torch.float64)
-            self._val_ratio_sum = r * n if self._val_ratio_sum is None else self._val_ratio_sum + r * n
-        self._val_gmacs_sum += self.macs_profile().gmacs(ratios or 1.0, out.spatial_ratios() or None) * n
-        self._val_videos += n
+        if self.hparams.metric == "mAP":  # it keeps every score of the epoch: only when it is reported
+            self.val_map(logits, y)
+        self.val_ratios.update(out.masks, out.spatial_masks, n)
         self.log(f"{stage}/loss", F.cross_entropy(logits, y), batch_size=n, sync_dist=True)
 
     def validation_step(self, batch, batch_idx):
@@ -129,28 +148,27 @@ class VideoLitModule(LightningModule):
         self._eval_step(batch, "test")
 
     def _eval_epoch_end(self, stage: str):
-        n = max(1, self._val_videos)
-        top1, top5 = self.val_top1.compute() * 100, self.val_top5.compute() * 100
-        metrics = {f"{stage}/top1": top1, f"{stage}/top5": top5, f"{stage}/gflops": self._val_gmacs_sum / n}
+        """Reads the epoch's metrics from the device once, logs them, and keeps the best validation epoch."""
+        ratios, costs = self.val_ratios.compute().tolist()
+        metrics = {f"{stage}/top1": float(self.val_top1.compute()) * 100,
+                   f"{stage}/top5": float(self.val_top5.compute()) * 100,
+                   f"{stage}/gflops": self.macs_profile().gmacs(costs or 1.0)}
         if self.hparams.metric == "mAP":
-            metrics[f"{stage}/mAP"] = self.val_map.compute()
-        per_mask = None
-        if self._val_ratio_sum is not None:
-            per_mask = self._val_ratio_sum / n
-            metrics[f"{stage}/ratio"] = float(per_mask.mean())
-            metrics.update({f"{stage}/ratio_{i}": float(v) for i, v in enumerate(per_mask)})
-        for m in (self.val_top1, self.val_top5, self.val_map):
+            metrics[f"{stage}/mAP"] = float(self.val_map.compute())
+        if ratios:
+            metrics[f"{stage}/ratio"] = sum(ratios) / len(ratios)
+            metrics.update({f"{stage}/ratio_{i}": v for i, v in enumerate(ratios)})
+        for m in (self.val_top1, self.val_top5, self.val_map, self.val_ratios):
             m.reset()
-        if stage == "val" and not self.trainer.sanity_checking:
-            value = float(metrics[f"val/{self.hparams.metric}"])
+        if self.trainer.state.fn == TrainerFn.FITTING and not self.trainer.sanity_checking:
+            value = metrics[f"val/{self.hparams.metric}"]
             if value > self.best["metric"]:
-                self.best = {"metric": value, "gflops": float(metrics["val/gflops"]),
-                             "epoch": int(self.current_epoch), "ratio": float(metrics.get("val/ratio", 1.0)),
-                             "ratios": [float(v) for v in per_mask] if self._val_ratio_sum is not None else []}
+                self.best = {"metric": value, "gflops": metrics["val/gflops"], "epoch": int(self.current_epoch),
+                             "ratio": metrics.get("val/ratio", 1.0), "ratios": ratios}
             metrics.update({"best/metric": self.best["metric"], "best/gflops": self.best["gflops"],
                             "best/epoch": float(self.best["epoch"])})
-        self.log_dict({k: float(v) for k, v in metrics.items()}, sync_dist=True)
-        self.last_eval_metrics = {k: float(v) for k, v in metrics.items()}
+        self.log_dict(metrics, sync_dist=True)
+        self.last_eval_metrics = metrics
 
     def on_validation_epoch_end(self):
         self._eval_epoch_end("val")

@@ -50,8 +50,8 @@ def resolved(cfg) -> dict:
 
 # A fake run: 48 random clips, batch 8 (6 steps an epoch), a one-conv net; 3 epochs fit in a few seconds.
 FAKE = ["dataset._target_=tests.fakes.RandomVideoDataModule", "model._target_=tests.fakes.TinyMaskedNet",
-        "dataset.crop_size=16", "num_segments=4", "+dataset.num_videos=48", "batch_size=8", "num_workers=0", "trainer=cpu",
-        "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", "optim.lr=0.05"]
+        "dataset.crop_size=16", "num_segments=4", "+dataset.num_videos=48", "batch_size=8", "num_workers=0",
+        "trainer=cpu", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", "optim.lr=0.05"]
 
 
 def fake_cfg(tmp_path: Path, *extra: str, log_dir: Path | None = None):

@@ -51,7 +51,24 @@ from torch import nn  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from src import bench as suite_bench  # noqa: E402
-from src.models.layers import GroupedPointwiseConv2d  # noqa: E402
+
+
+class GroupedPointwiseConv2d(nn.Conv2d):
+    """A 1x1, stride-1 convolution that, in training on CPU with NCHW input of at least `matmul_min_pixels`
+    positions, runs as one batched matrix product over the input's own memory, (N, g, C_in/g, H·W) by
+    (g, C_out/g, C_in/g) -> (N, C_out, H, W), no copies; elsewhere the usual convolution."""
+
+    matmul_min_pixels = 56 * 56
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (torch.is_grad_enabled() and x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous()
+                and x.shape[-2] * x.shape[-1] >= self.matmul_min_pixels):
+            return super().forward(x)
+        n, c, h, w = x.shape
+        g = self.groups
+        y = torch.matmul(self.weight.view(g, -1, c // g), x.view(n, g, c // g, h * w)).view(n, -1, h, w)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
 
 SHIM_SOURCE = "int mkl_serv_intel_cpu_true(void) { return 1; }\n"
 # (C_in, C_out, H = W, groups): TSN-R50's and AFNet-R50's 1x1 stride-1 convolutions at 12 frames

@@ -43,7 +43,7 @@ import torch
 from src.models import build_video_model
 from src.models.afnet.af_resnet import forced_ratios
 from src.models.flops import profile_macs
-from src.models.inference import STEM_CHUNK_FRAMES, PrepackedConv2d, channels_last_clip, prepare_for_inference
+from src.models.inference import STEM_CHUNK_FRAMES, PrepackedConv2d, model_input, prepare_for_inference
 
 REFERENCE = "tsm_r50"
 
@@ -64,7 +64,8 @@ def build(method: str, backbone: str, frames: int, ratio: float | None, channels
     net = build_video_model(method, backbone, num_classes=174, num_segments=frames).eval()
     if ratio is not None:  # realised ratio r on average over the masks, to a frame (5, 5, 4, ... of 12 at 0.4)
         net.set_forced_ratio(forced_ratios(ratio, frames, net.num_masks))
-    return prepare_for_inference(net, channels_last, fold_bn, prepack, stem_chunk_frames)
+    return prepare_for_inference(net, channels_last=channels_last, fold_bn=fold_bn, prepack=prepack,
+                                 stem_chunk_frames=stem_chunk_frames)
 
 
 def minor_faults() -> int:
@@ -111,7 +112,7 @@ def training_models(frames: int, channels_last: bool) -> dict[str, torch.nn.Modu
 def training_inputs(frames: int, size: int, batch: int, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """A random clip batch (batch, frames, 3, size, size) and labels (batch,) over 174 classes."""
     x = torch.randn(batch, frames, 3, size, size)
-    return (channels_last_clip(x) if channels_last else x), torch.randint(0, 174, (batch,))
+    return (model_input(x) if channels_last else x), torch.randint(0, 174, (batch,))
 
 
 def training_optimizers(nets: dict[str, torch.nn.Module]) -> dict[str, torch.optim.Optimizer]:
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
         nets[name] = net
     clip = torch.randn(args.frames, 3, args.size, args.size)  # one video, folded (T, 3, H, W)
     if not args.no_channels_last:
-        clip = channels_last_clip(clip)
+        clip = model_input(clip)
     times, faults = time_interleaved(nets, clip, args.rounds, args.warmup)
 
     ref = statistics.median(times[REFERENCE])

@@ -54,22 +54,25 @@ def compose_run_config(ckpt: dict, user_overrides: list[str]):
 
 
 def latency_ms(net, clip, repeats: int) -> float:
-    """Median wall time (ms) of a batch-1 forward in inference mode; clip: (1, T, 3, H, W). On CPU the net runs
-    as `make bench` runs it: a copy with BN folded, channels-last and prepacked conv weights."""
+    """Median wall time (ms) of a batch-1 forward in inference mode; clip: (1, T, 3, H, W). The net runs as
+    `make bench` runs it: a copy with the inference rewrites of its device (`prepare_for_inference`)."""
     import copy
 
     import torch
 
-    from src.models.inference import channels_last_clip, prepare_for_inference
+    from src.models.inference import model_input, prepare_for_inference
 
-    if next(net.parameters()).device.type == "cpu":
-        net, clip = prepare_for_inference(copy.deepcopy(net)), channels_last_clip(clip)
+    device = next(net.parameters()).device
+    net, clip = prepare_for_inference(copy.deepcopy(net), device=device), model_input(clip, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = []
     with torch.inference_mode():
         net(clip)  # warm-up
         for _ in range(max(1, repeats)):
+            sync()
             t0 = time.perf_counter()
             net(clip)
+            sync()
             times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
 

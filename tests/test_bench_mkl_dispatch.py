@@ -14,8 +14,6 @@ import pytest
 import torch
 from torch import nn
 
-from src.models.layers import GroupedPointwiseConv2d
-
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "bench_mkl_dispatch.py"
 
 
@@ -31,7 +29,8 @@ def bench():
 def test_pointwise_as_products_keeps_values_gradients_and_parameters(bench):
     torch.manual_seed(0)
     ref = nn.Sequential(nn.Conv2d(8, 6, 1, bias=False), nn.BatchNorm2d(6), nn.ReLU(),
-                        nn.Conv2d(6, 6, 3, padding=1, groups=2, bias=False), GroupedPointwiseConv2d(6, 8, 1, groups=2),
+                        nn.Conv2d(6, 6, 3, padding=1, groups=2, bias=False),
+                        bench.GroupedPointwiseConv2d(6, 8, 1, groups=2),
                         nn.Conv2d(8, 4, 1, stride=2, bias=True)).train()
     fast = bench.pointwise_as_products(copy.deepcopy(ref), min_pixels=1)
     assert [type(m).__name__ for m in fast] == ["GroupedPointwiseConv2d", "BatchNorm2d", "ReLU", "Conv2d",

@@ -8,20 +8,17 @@ import torch
 from src.bench import training_inputs, training_models
 from src.bench_train_ops import STAGES, OpTimer, capture_stages, category, family, main, timed_step
 from src.models.flops import layer_macs
-from src.models.layers import ShortcutPool
 
 
-def module_macs(net: torch.nn.Module, x: torch.Tensor) -> tuple[int, int, int]:
-    """(MACs of every conv, linear and ResNet-D shortcut pool (a depthwise conv) in one forward of x, MACs of
-    the stem conv alone, MACs of the shortcut pools alone), counted by module hooks with the FLOPs counter's
-    `layer_macs`."""
-    counted, total, pools = (torch.nn.Conv2d, torch.nn.Linear, ShortcutPool), [0], [0]
+def module_macs(net: torch.nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    """(MACs of every conv and linear layer in one forward of x, MACs of the stem conv alone), counted by module
+    hooks with the FLOPs counter's `layer_macs`."""
+    total = [0]
 
     def hook(module, args, out):
         total[0] += layer_macs(module, args[0], out)
-        if isinstance(module, ShortcutPool):
-            pools[0] += layer_macs(module, args[0], out)
 
+    counted = (torch.nn.Conv2d, torch.nn.Linear)
     handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, counted)]
     stem = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
     with torch.no_grad():
@@ -30,27 +27,25 @@ def module_macs(net: torch.nn.Module, x: torch.Tensor) -> tuple[int, int, int]:
         h.remove()
     frames = x.shape[0] * x.shape[1]
     stem_macs = layer_macs(stem, None, torch.empty(frames, stem.out_channels, x.shape[-2] // 2, x.shape[-1] // 2))
-    return total[0], stem_macs, pools[0]
+    return total[0], stem_macs
 
 
 @pytest.mark.parametrize("name", ["tsn_r50", "afnet_r50"])
 def test_timer_counts_every_product_mac_of_a_training_step(name):
-    """Forward: exactly the MACs of the model's layers (grouped 1x1 convs run as batched products, navigation
-    heads as matrix products: still counted). Backward: both gradients of every product, except the stem's
-    input gradient (the clip needs none) and the shortcut pools' kernel gradient (a constant)."""
+    """Forward: exactly the MACs of the model's conv and linear layers. Backward: both gradients of every product,
+    except the stem's input gradient (the clip needs none)."""
     torch.manual_seed(0)
     net = training_models(2, False)[name]
     x, y = training_inputs(2, 64, 1, False)
     opt = torch.optim.SGD(net.parameters(), lr=1e-3)
-    fwd, stem, pools = module_macs(net, x)
-    assert (pools > 0) == (name == "afnet_r50")  # TSN-R50's shortcuts are strided 1x1 convs
+    fwd, stem = module_macs(net, x)
     timer = OpTimer()
     with timer:
         seconds = timed_step(timer, net, opt, x, y)
     assert timer.totals[("forward", "conv")][2] == fwd
-    assert timer.totals[("backward", "conv")][2] == 2 * fwd - stem - pools
+    assert timer.totals[("backward", "conv")][2] == 2 * fwd - stem
     assert timer.totals[("forward", "batch norm")][1] > 0 and timer.totals[("backward", "batch norm")][1] > 0
-    assert sum(row[2] for row in timer.shapes.values()) == 3 * fwd - stem - pools
+    assert sum(row[2] for row in timer.shapes.values()) == 3 * fwd - stem
     op_seconds = sum(row[0] for row in timer.totals.values())
     assert 0 < op_seconds < seconds
 

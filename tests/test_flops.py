@@ -1,4 +1,4 @@
-"""Analytic GMACs per video (SPEC §5) against the published figures and torch's FlopCounterMode."""
+"""Analytic GMACs per video against the published figures and torch's FlopCounterMode."""
 
 from __future__ import annotations
 
@@ -25,17 +25,9 @@ def rel(a: float, b: float) -> float:
 
 
 def flop_counter_gmacs(model: nn.Module, x: torch.Tensor) -> float:
-    """Conv + matmul MACs as torch counts them (2 FLOPs per MAC), in GMACs. AF blocks compute their
-    shortcut avg-pool as a depthwise conv, which torch would count as a conv: run it as the pool it is."""
-    pools = [m for m in model.modules() if type(m).__name__ == "ShortcutPool"]
-    for m in pools:
-        m.forward = nn.AvgPool2d.forward.__get__(m)
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
-    finally:
-        for m in pools:
-            del m.forward
+    """Conv + matmul MACs as torch counts them (2 FLOPs per MAC), in GMACs."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
     return counter.get_total_flops() / 2e9
 
 
@@ -148,7 +140,7 @@ def test_profile_is_cheap_to_query():
     assert prof.gmacs([1.0] * 10) == pytest.approx(23.11, abs=0.005)
 
 
-# ---------------------------------------------------------------- AFNet (SPEC §5 closed forms)
+# ---------------------------------------------------------------- AFNet (the closed forms)
 
 @needs_afnet
 @pytest.mark.parametrize(("method", "frames", "ratio", "paper"), [

@@ -75,8 +75,8 @@ def test_cli_rejects_bad_values_naming_the_flag(capsys, argv, named):
 
 
 def test_families_split_every_product_mac_by_layer_kind():
-    """Grouped and depthwise convolutions are told apart from dense ones (forward and backward), and the
-    families hold every product MAC: AFNet-R50's focal branch is grouped, TSN-R50 has no grouped conv."""
+    """Grouped convolutions are told apart from dense ones (forward and backward), and the families hold every
+    product MAC: AFNet-R50's focal branch is grouped, TSN-R50 has no grouped conv."""
     torch.manual_seed(0)
     nets = training_models(2, False)
     x, y = training_inputs(2, 64, 1, False)
@@ -87,7 +87,7 @@ def test_families_split_every_product_mac_by_layer_kind():
             timed_step(timer, net, torch.optim.SGD(net.parameters(), lr=1e-3), x, y)
         assert sum(r[2] for r in timer.families.values()) == sum(r[2] for r in timer.shapes.values())
         fams[name] = set(timer.families)
-    assert {"grouped 1x1", "grouped 3x3", "depthwise 3x3", "dense 3x3", "dense 1x1"} <= fams["afnet_r50"]
+    assert {"grouped 1x1", "grouped 3x3", "dense 3x3", "dense 1x1"} <= fams["afnet_r50"]
     assert not any(f.startswith(("grouped", "depthwise")) for f in fams["tsn_r50"])
     assert {"dense 7x7", "matrix products"} <= fams["tsn_r50"]  # the stem; the classifier
 

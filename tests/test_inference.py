@@ -338,3 +338,20 @@ def test_compile_option_and_warm_up():
     compiled.set_forced_ratio(None)  # the model's own methods stay reachable
     with torch.inference_mode():
         torch.testing.assert_close(compiled(x).logits, want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.bfloat16, 0.03)])
+@pytest.mark.parametrize("method,backbone", [("tsm", "r50"), ("afnet_tsm", "r50"), ("afnet_tsm", "mbv3")])
+def test_cuda_rewrites_equal_the_plain_path(method, backbone, dtype, tol):
+    """prepare_for_inference on CUDA (fp32 to 1e-4, bf16 to 3% of the largest feature), each grouped-conv option
+    against the model with no fast paths; the clip comes to the device through model_input."""
+    net = tiny(method, backbone)
+    clip = model_input(torch.randn(2, 4, 3, 64, 64), "cuda", dtype)
+    plain = prepare_for_inference(copy.deepcopy(net), "cuda", dtype, fast_paths="off")
+    with torch.inference_mode():
+        want = features(plain, clip)
+        for how in ("native", "split", "dense"):
+            fast = prepare_for_inference(copy.deepcopy(net), "cuda", dtype, grouped_convs=how)
+            assert_close_scaled(features(fast, clip), want, tol)

@@ -103,6 +103,16 @@ def test_sliced_equals_masked_on_every_frame(backbone, shift, mask_mode):
     torch.testing.assert_close(fa, fb, rtol=0, atol=1e-5)  # per frame, (N*T, C)
 
 
+@pytest.mark.parametrize("ratio", [0.0, 1.0])
+def test_sliced_equals_masked_when_no_frame_or_every_frame_is_selected(ratio):
+    """The edge cases of the sliced input mode: no frame computed (all get F(0)), every frame computed (no F(0))."""
+    m = randomise(build_afnet("r18", 10, 4, shift=True, width=8, mask_mode="input")).eval()
+    m.set_forced_ratio(ratio)
+    (fa, ma), (fb, mb) = masked_and_sliced(m, torch.randn(2 * 4, 3, 64, 64))
+    assert all(float(k.mean()) == ratio for k in ma)
+    torch.testing.assert_close(fa, fb, rtol=0, atol=1e-5)
+
+
 def test_input_mode_differs_from_output_mode_on_skipped_frames():
     """F(0) is not zero with non-trivial BN statistics: the official input masking gives skipped frames a
     constant residual, which the sliced path reproduces only by filling in F(0)."""

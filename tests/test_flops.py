@@ -195,3 +195,13 @@ def test_af_meta_count_equals_real_count(method):
     meta, real = profile_macs(net, 4, input_size=32), profile_macs(net, 4, input_size=32, meta=False)
     assert meta.static == pytest.approx(real.static, rel=1e-12)
     assert meta.focal == pytest.approx(real.focal, rel=1e-12) and len(real.focal) == 10
+
+
+@needs_afnet
+@pytest.mark.parametrize("backbone", ["r50", "mbv3"])
+def test_af_input_mask_mode_counts_as_output_mode(backbone):
+    """The sliced input mode computes F(0) only for skipped frames: at ratio 1 (the profile) it adds nothing."""
+    nets = [build_video_model("afnet_tsm", backbone, 10, 4, width=8, width_mult=0.25, mask_mode=mode)
+            for mode in ("output", "input")]
+    a, b = (profile_macs(net, 4, input_size=64) for net in nets)
+    assert a.static == pytest.approx(b.static, rel=1e-12) and a.focal == pytest.approx(b.focal, rel=1e-12)

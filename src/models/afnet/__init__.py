@@ -16,7 +16,8 @@ official code disagree or are silent. The suite's decisions (each a switch, defa
 - mask mode (`mask_mode`): "output" multiplies the residual's output, y = skip(x) + m ⊙ F(x), so training
   equals sliced inference exactly [I]; "input" multiplies F's input, as the official code [C] (needed for its
   released checkpoints). In input mode a skipped frame still receives F(0), which is not zero once BN has
-  running statistics or a bias; sliced inference then fills skipped frames with F(0) computed once per block.
+  running statistics or a bias; sliced inference then fills skipped frames with F(0) computed once per block
+  (not at all when every frame is selected, so the FLOPs profile, counted at ratio 1, is that of output mode).
 - focal computation (`focal_compute`): "auto" computes every frame, masked, in training and only the selected
   frames at evaluation ("sliced": gathered on the folded batch dim after the shift of the whole clip, run
   densely, added back at their positions) [I]; the official code always computes every frame [C].

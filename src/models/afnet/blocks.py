@@ -90,7 +90,8 @@ def gated_residual(block: ResidualBlock, x: torch.Tensor, gate: torch.Tensor, in
       input mode:  y = act(skip(x) + F(m ⊙ shift(x)))    (the official code; F(0) ≠ 0 on skipped frames)
     Sliced (index: the selected frames, (k,) positions on dim 0, in order): F runs on those frames only,
       gathered after the shift of the whole clip, and is added back at their positions; in input mode the
-      skipped frames get skip + F(0), F(0) computed once, so both modes equal their masked forms.
+      skipped frames get skip + F(0), F(0) computed once (only when a frame is skipped), so both modes equal
+      their masked forms.
     x: (N*T, C_in, H, W). gate: the mask (N*T, 1, 1, 1), times the spatial mask (N*T, 1, H, W) when on; cast
     to F's dtype. The skip path sees every frame, unshifted. A selected frame's hard gate is 1, so the sliced
     path multiplies by it only where it carries a gradient or a spatial mask.
@@ -107,9 +108,11 @@ def gated_residual(block: ResidualBlock, x: torch.Tensor, gate: torch.Tensor, in
     if gate.shape[-1] > 1 or (torch.is_grad_enabled() and gate.requires_grad):
         sub_gate = gate.index_select(0, index).to(sub.dtype)
     if mask_mode == "input":
+        r = block.residual(sub if sub_gate is None else sub * sub_gate) if index.numel() else None
+        if index.numel() == x.shape[0]:  # every frame selected (index is 0 .. B-1): no F(0) needed
+            return block.activate(r.add_(skip))
         out = skip + block.residual(torch.zeros_like(x[:1]))  # skipped frames: skip + F(0)
-        if index.numel():
-            r = block.residual(sub if sub_gate is None else sub * sub_gate)
+        if r is not None:
             out = out.index_copy(0, index, r.add_(select_frames(skip, index)).to(out.dtype))
         return block.activate(out)
     if not index.numel():

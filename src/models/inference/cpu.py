@@ -252,6 +252,8 @@ def sliced_focal(block: ResidualBlock, x: torch.Tensor, mask: torch.Tensor, spat
         else:
             r = sub_gate * block.residual(sub)
     if mask_mode == "input":  # skipped frames: skip + F(0), F(0) computed once
+        if idx.numel() == x.shape[0]:
+            return block.activate(r.add_(skip))
         out = block.activate(skip + block.residual(torch.zeros_like(x[:1])))
         return out if r is None else copy_frames_(out, idx, block.activate(r.add_(select_frames(skip, idx))))
     own = skip is not x or own_input

@@ -218,7 +218,6 @@ def test_forced_ratios_average_exactly_r_per_mask_list():
 DTYPE_RUNS = {"fp32": (torch.float32, "autocast"), "bf16-autocast": (torch.bfloat16, "autocast"),
               "fp16-autocast": (torch.float16, "autocast"), "bf16-cast": (torch.bfloat16, "cast"),
               "fp16-cast": (torch.float16, "cast")}
-FAST_DTYPE_RUNS = ("bf16-cast", "fp16-autocast")  # the default lane's runs for r50 / mbv3 (CPU fp16 is slow)
 
 
 def run_in_dtype(net, x, dtype, how, device_type="cpu"):
@@ -236,20 +235,13 @@ def loss_of(out):
     return loss
 
 
-def precision_cases():
-    for backbone in ("r18", "r50", "mbv3"):
-        for run in DTYPE_RUNS:
-            slow = backbone != "r18" and run not in FAST_DTYPE_RUNS
-            yield pytest.param(backbone, run, marks=[pytest.mark.slow] if slow else [], id=f"{backbone}-{run}")
-
-
-@pytest.mark.parametrize("backbone,run", list(precision_cases()))
+@pytest.mark.parametrize("run", list(DTYPE_RUNS))
+@pytest.mark.parametrize("backbone", ["r18", "r50", "mbv3"])
 @pytest.mark.parametrize("method", ["tsn", "tsm", "afnet", "afnet_tsm", "afnet_soft"])
 def test_every_model_trains_and_evaluates_in_every_precision(method, backbone, run):
-    """fp32, bf16 and fp16, under CPU autocast and with the whole model cast (r50 / mbv3: two of these in the
-    default lane, all in the slow one): a training step (masked, and for hard AFNet also sliced) has a finite
-    loss and gradients, non-zero at the navigation (the head for TSN / TSM); an eval forward (sliced for AFNet)
-    gives finite logits in the run's dtype and float32 masks."""
+    """fp32, bf16 and fp16, under CPU autocast and with the whole model cast: a training step (masked, and for
+    hard AFNet also sliced) has a finite loss and gradients, non-zero at the navigation (the head for TSN / TSM);
+    an eval forward (sliced for AFNet) gives finite logits in the run's dtype and float32 masks."""
     dtype, how = DTYPE_RUNS[run]
     x = torch.randn(1, 4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     hard_af = method in ("afnet", "afnet_tsm")

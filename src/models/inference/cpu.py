@@ -347,4 +347,5 @@ def apply_cpu_rewrites(model: nn.Module, prepack: bool = True, stem_chunk_frames
             "prepacked_convs": prepack_convs(model) if prepack else 0,
             "shift_in_place": shift_in_place(model),
             "af_stages": af_stages(model)}
+    model.train(model.training)  # the modules made here start in training mode
     return done

@@ -88,9 +88,8 @@ def describe(state: dict, fmt: str, where: str) -> dict:
         counts = (*(_count(names, f"layer{s}.list_gen.{{}}.") + 1 for s in (1, 2, 3)), _count(names, "layer4.{}."))
         return {**info, "backbone": resnet_depth(kind, counts, LAYOUTS, where),
                 "num_segments": shape("layer1.list_gen.0.conv_gs.weight")[0] // 2, "shift": None}
-    from src.models.resnet import DEPTHS
+    from src.models.resnet import LAYOUTS as layouts
 
-    layouts = {d: ("bottleneck" if block.expansion == 4 else "basic", c) for d, (block, c) in DEPTHS.items()}
     counts = tuple(_count(names, f"layer{s}.{{}}.") for s in (1, 2, 3, 4))
     shifted = [(s, j) for s in range(4) for j in range(counts[s]) if f"layer{s + 1}.{j}.conv1.net.weight" in names]
     return {**info, "backbone": resnet_depth(kind, counts, layouts, where), "counts": counts, "shifted": shifted,

@@ -126,7 +126,7 @@ def inference_model(net, device):
     (the same rewrites as `make bench`)."""
     from src.models.inference import prepare_for_inference
 
-    return prepare_for_inference(copy.deepcopy(net).to(device))
+    return prepare_for_inference(copy.deepcopy(net), device=device)
 
 
 def precision_dtypes(precision: str):
@@ -146,12 +146,12 @@ def latency_ms(model, clip, repeats: int, precision: str = "32-true") -> float:
     no host sync between forwards); on the CPU with the wall clock."""
     import torch
 
-    from src.models.inference import channels_last_clip
+    from src.models.inference import model_input
 
     device = next(model.parameters()).device
     weights, autocast = precision_dtypes(precision)
     model = model.to(weights)
-    clip = channels_last_clip(clip.to(device, weights))
+    clip = model_input(clip, device=device, dtype=weights)
     on_cuda = device.type == "cuda"
     with torch.inference_mode(), torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
         for _ in range(5 if on_cuda else 1):  # cuDNN picks its kernels and the allocator warms up

@@ -101,3 +101,19 @@ def train_tiny_checkpoint(data_root: Path, out_dir: Path, method: str = "afnet_t
     cfg = compose_train([*tiny_overrides(data_root), "backbone=r18", "backbone.options.width=8", f"model={method}",
                          f"num_segments={segments}", "trainer.max_epochs=1"], out_dir)
     return Path(train(cfg)["last_ckpt"])
+
+
+def randomise(model, seed: int = 0):
+    """Non-trivial BN statistics and navigation biases that select some frames and skip others; returns model."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            for t, lo, hi in ((mod.running_mean, -1, 1), (mod.running_var, 0.5, 2), (mod.weight.data, 0.5, 1.5),
+                              (mod.bias.data, -0.5, 0.5)):
+                t.copy_(torch.rand(t.shape, generator=g) * (hi - lo) + lo)
+    for nav in model.modules():
+        if type(nav).__name__ == "Navigation":
+            nav.temporal.bias.data.copy_(torch.randn(nav.temporal.bias.shape, generator=g) * 3)
+    return model

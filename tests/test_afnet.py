@@ -1,10 +1,11 @@
-"""AF-ResNet against SPEC: parameter counts, shapes, mask counts, sliced = masked, gradients, variants."""
+"""AFNet models: parameter counts, shapes, mask counts, sliced = masked, gradients, dtypes, variants."""
 
 import pytest
 import torch
 
 from src.models import build_video_model
 from src.models.afnet import build_afnet
+from tests.helpers import randomise
 
 
 def n_params(m):
@@ -31,7 +32,7 @@ def test_af_resnet101_parameter_count():
 
 
 def test_af_mobilenetv3_parameter_count():
-    """4.51 M at 174 classes (SPEC §2.11); exactly the 4,507,169 parameters of the official checkpoint."""
+    """4.51 M at 174 classes: exactly the 4,507,169 parameters of the official checkpoint."""
     assert n_params(build_afnet("mbv3", 174, 12)) == 4_507_169
 
 
@@ -42,7 +43,7 @@ def test_mask_counts(backbone, masks):
 
 
 def test_stage_shapes_at_224():
-    """SPEC §2.2, 1 video: AF-1/2/3 (T, 256, 28, 28), (T, 512, 14, 14), (T, 1024, 14, 14); stage 4 (T, 2048, 7, 7)."""
+    """1 video: AF-1/2/3 (T, 256, 28, 28), (T, 512, 14, 14), (T, 1024, 14, 14); stage 4 (T, 2048, 7, 7)."""
     m = build_afnet("r50", 174, 2).eval()
     shapes = []
     hooks = [s.register_forward_hook(lambda mod, i, o: shapes.append(tuple(o[0].shape))) for s in m.stages]
@@ -56,7 +57,7 @@ def test_stage_shapes_at_224():
 
 
 def test_mobilenetv3_spatial_path():
-    """SPEC §2.11 at 224: AF-2 focal at 28 / ample at 14 -> 14; AF-3 focal at 14 / ample at 7 -> 14; end 7."""
+    """At 224: AF-2 focal at 28 / ample at 14 -> 14; AF-3 focal at 14 / ample at 7 -> 14; end 7."""
     m = build_afnet("mbv3", 10, 2, width_mult=0.25).eval()
     parts = {"early": m.early, "ample2": m.stages[0].ample[0], "focal2": m.stages[0].focal[0], "af2": m.stages[0],
              "ample3": m.stages[1].ample[0], "focal3": m.stages[1].focal[0], "af3": m.stages[1], "late": m.late}
@@ -77,18 +78,15 @@ def test_mobilenetv3_spatial_path():
                                                     "ample3": 24, "focal3": 24, "af3": 24, "late": 40}  # x0.25
 
 
-def randomise(model, seed=0):
-    """Non-trivial BN statistics and navigation biases that select some frames and skip others."""
-    g = torch.Generator().manual_seed(seed)
-    for mod in model.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            for t, lo, hi in ((mod.running_mean, -1, 1), (mod.running_var, 0.5, 2), (mod.weight.data, 0.5, 1.5),
-                              (mod.bias.data, -0.5, 0.5)):
-                t.copy_(torch.rand(t.shape, generator=g) * (hi - lo) + lo)
-    for nav in model.modules():
-        if type(nav).__name__ == "Navigation":
-            nav.temporal.bias.data.copy_(torch.randn(nav.temporal.bias.shape, generator=g) * 3)
-    return model
+def masked_and_sliced(m, x):
+    """m.features(x) (x: (N*T, 3, H, W)) on the masked, then on the sliced path: ((features, masks), ...)."""
+    runs = []
+    with torch.no_grad():
+        for compute in ("masked", "sliced"):
+            m.focal_compute = compute
+            feats, masks, _ = m.features(x)
+            runs.append((feats, masks))
+    return runs
 
 
 @pytest.mark.parametrize("backbone", ["r50", "r18", "mbv3"])
@@ -98,21 +96,26 @@ def test_sliced_equals_masked_on_every_frame(backbone, shift, mask_mode):
     if backbone == "mbv3" and not shift:
         pytest.skip("AF-MobileNetV3 is always shifted")
     m = randomise(build_afnet(backbone, 10, 4, shift=shift, width=8, width_mult=0.25, mask_mode=mask_mode)).eval()
-    x = torch.randn(3, 4, 3, 64, 64)
-    with torch.no_grad():
-        m.focal_compute = "masked"
-        fa, ma, _ = m.features(x.flatten(0, 1))
-        m.focal_compute = "sliced"
-        fb, mb, _ = m.features(x.flatten(0, 1))
+    (fa, ma), (fb, mb) = masked_and_sliced(m, torch.randn(3 * 4, 3, 64, 64))
     sel = torch.stack([k.view(-1) for k in ma])
     assert 0.2 < sel.mean() < 0.8  # some frames selected, some skipped, at every block on average
     assert all(torch.equal(a, b) for a, b in zip(ma, mb))
     torch.testing.assert_close(fa, fb, rtol=0, atol=1e-5)  # per frame, (N*T, C)
 
 
+@pytest.mark.parametrize("ratio", [0.0, 1.0])
+def test_sliced_equals_masked_when_no_frame_or_every_frame_is_selected(ratio):
+    """The edge cases of the sliced input mode: no frame computed (all get F(0)), every frame computed (no F(0))."""
+    m = randomise(build_afnet("r18", 10, 4, shift=True, width=8, mask_mode="input")).eval()
+    m.set_forced_ratio(ratio)
+    (fa, ma), (fb, mb) = masked_and_sliced(m, torch.randn(2 * 4, 3, 64, 64))
+    assert all(float(k.mean()) == ratio for k in ma)
+    torch.testing.assert_close(fa, fb, rtol=0, atol=1e-5)
+
+
 def test_input_mode_differs_from_output_mode_on_skipped_frames():
     """F(0) is not zero with non-trivial BN statistics: the official input masking gives skipped frames a
-    constant residual (SPEC §2.5), which the sliced path reproduces only by filling in F(0)."""
+    constant residual, which the sliced path reproduces only by filling in F(0)."""
     x = torch.randn(1, 4, 3, 64, 64)
     outs = []
     for mode in ("output", "input"):
@@ -181,7 +184,7 @@ def test_twelve_frames_every_backbone(backbone):
 
 @pytest.mark.parametrize("relu,bias", [(True, False), (False, True)])
 def test_dynamic_fusion_upsamples_on_the_fly(relu, bias):
-    """θ a + (1 - θ) f with a nearest-upsampled and θ = σ(W_b ReLU(W_a GAP(a + f))), SPEC §2.8."""
+    """θ a + (1 - θ) f with a nearest-upsampled and θ = σ(W_b ReLU(W_a GAP(a + f)))."""
     from src.models.afnet.fusion import AddFusion, DynamicFusion
 
     fuse = DynamicFusion(32, bias=bias, relu=relu)
@@ -208,3 +211,181 @@ def test_forced_ratios_average_exactly_r_per_mask_list():
     assert [int(k.sum()) for k in masks] == [5, 5, 4, 5, 5, 5, 5, 4, 5, 5]
     with pytest.raises(ValueError, match="forced ratios"):
         m.set_forced_ratio([0.5] * 3)
+
+
+# ---------------------------------------------------------------- dtypes, devices, host synchronisations
+
+DTYPE_RUNS = {"fp32": (torch.float32, "autocast"), "bf16-autocast": (torch.bfloat16, "autocast"),
+              "fp16-autocast": (torch.float16, "autocast"), "bf16-cast": (torch.bfloat16, "cast"),
+              "fp16-cast": (torch.float16, "cast")}
+
+
+def run_in_dtype(net, x, dtype, how, device_type="cpu"):
+    """net(x) with the whole net and x cast to dtype ("cast"), or under autocast ("autocast"; fp32: plain)."""
+    if how == "cast":
+        return net.to(dtype)(x.to(dtype))
+    with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
+        return net(x)
+
+
+def loss_of(out):
+    loss = torch.nn.functional.cross_entropy(out.logits.float(), torch.arange(out.logits.shape[0]))
+    if out.masks:
+        loss = loss + torch.stack([(0.5 - m.float().mean()) ** 2 for m in out.masks]).mean()
+    return loss
+
+
+@pytest.mark.parametrize("run", list(DTYPE_RUNS))
+@pytest.mark.parametrize("backbone", ["r18", "r50", "mbv3"])
+@pytest.mark.parametrize("method", ["tsn", "tsm", "afnet", "afnet_tsm", "afnet_soft"])
+def test_every_model_trains_and_evaluates_in_every_precision(method, backbone, run):
+    """fp32, bf16 and fp16, under CPU autocast and with the whole model cast: a training step (masked, and for
+    hard AFNet also sliced) has a finite loss and gradients, non-zero at the navigation (the head for TSN / TSM);
+    an eval forward (sliced for AFNet) gives finite logits in the run's dtype and float32 masks."""
+    dtype, how = DTYPE_RUNS[run]
+    x = torch.randn(1, 4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    hard_af = method in ("afnet", "afnet_tsm")
+    for compute in ("masked", "sliced") if hard_af else ("auto",):
+        net = randomise(build_video_model(method, backbone, 2, 4, width=8, width_mult=0.25)).train()
+        if hasattr(net, "focal_compute"):
+            net.focal_compute = compute
+        loss = loss_of(run_in_dtype(net, x, dtype, how))
+        loss.backward()
+        assert torch.isfinite(loss), compute
+        grads = {n: p.grad for n, p in net.named_parameters() if p.grad is not None}  # sliced: None where no
+        assert all(torch.isfinite(g).all() for g in grads.values()), compute  # frame was selected
+        watched = [g for n, g in grads.items() if (".nav." in n if "afnet" in method else n.startswith("head."))]
+        assert watched and sum(float(g.float().abs().sum()) for g in watched) > 0, compute
+    net.eval()
+    if hasattr(net, "focal_compute"):
+        net.focal_compute = "auto"
+    with torch.no_grad():
+        out = run_in_dtype(net, x, dtype, how)
+    assert torch.isfinite(out.logits).all() and out.logits.dtype == dtype
+    assert all(m.dtype == torch.float32 for m in out.masks)
+
+
+@pytest.mark.parametrize("backbone", ["r50", "mbv3"])
+@pytest.mark.parametrize("mask_mode", ["output", "input"])
+def test_sliced_equals_masked_in_bfloat16(backbone, mask_mode):
+    """Whole model in bfloat16 on CPU: the sliced path runs the same per-frame arithmetic on fewer frames, so it
+    matches the masked path to bf16 rounding, allowed 1% of the features' largest magnitude (equal on this
+    machine); the masks themselves are equal."""
+    m = randomise(build_afnet(backbone, 10, 4, shift=True, width=8, width_mult=0.25, mask_mode=mask_mode),
+                  seed=3).eval().to(torch.bfloat16)
+    m.set_forced_ratio(0.5)  # masks away from ties, so bf16 rounding cannot flip a decision
+    x = torch.randn(3 * 4, 3, 64, 64, generator=torch.Generator().manual_seed(2)).to(torch.bfloat16)
+    (fa, ma), (fb, mb) = masked_and_sliced(m, x)
+    assert all(torch.equal(a, b) for a, b in zip(ma, mb))
+    assert (fa.float() - fb.float()).abs().max() <= 0.01 * fa.float().abs().max()
+
+
+class SyncCounter:
+    """Counts calls of the tensor methods that wait for the device (copies to the host, data-dependent shapes)
+    while active."""
+
+    NAMES = ("item", "tolist", "cpu", "numpy", "nonzero", "__bool__", "__int__", "__float__", "__index__")
+
+    def __init__(self, monkeypatch):
+        self.calls: list[str] = []
+        self.active = False
+        for name in self.NAMES:
+            real = getattr(torch.Tensor, name)
+            monkeypatch.setattr(torch.Tensor, name, self.wrap(name, real))
+        real_nonzero = torch.nonzero
+        monkeypatch.setattr(torch, "nonzero", lambda *a, **k: self.record("torch.nonzero") or real_nonzero(*a, **k))
+
+    def record(self, name: str) -> None:
+        if self.active:
+            self.calls.append(name)
+
+    def wrap(self, name, real):
+        def method(t, *args, **kwargs):
+            self.record(name)
+            return real(t, *args, **kwargs)
+        return method
+
+
+@pytest.mark.parametrize("backbone,stages", [("r50", 3), ("r18", 3), ("mbv3", 2)])
+def test_plain_path_synchronises_once_per_af_stage(monkeypatch, backbone, stages):
+    """The plain model path waits for the device only where the sliced path needs the selected frames' counts:
+    once per AF stage (all of its masks together), never in a masked (training) forward."""
+    net = randomise(build_video_model("afnet_tsm", backbone, 5, 4, width=8, width_mult=0.25))
+    x = torch.randn(2, 4, 3, 64, 64)
+    counter = SyncCounter(monkeypatch)
+    for train, expected in ((False, ["tolist"] * stages), (True, [])):
+        net.train(train)
+        counter.calls.clear()
+        counter.active = True
+        with torch.set_grad_enabled(train):
+            out = net(x)
+        counter.active = False
+        assert counter.calls == expected
+        assert len(out.masks) == net.num_masks
+
+
+def test_output_ratios_as_one_device_tensor():
+    from src.models import VideoOutput
+
+    masks = [torch.tensor([1.0, 0.0, 1.0, 1.0]).view(4, 1, 1, 1), torch.zeros(4, 1, 1, 1)]
+    out = VideoOutput(torch.zeros(1, 3), masks, [torch.ones(4, 1, 2, 2)] * 2)
+    torch.testing.assert_close(out.mask_ratios(), torch.tensor([0.75, 0.0]))
+    assert out.ratios() == [0.75, 0.0] and out.spatial_ratios() == [1.0, 1.0]
+    assert VideoOutput(torch.zeros(1, 3)).mask_ratios().shape == (0,)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("backbone", ["r50", "mbv3"])
+@pytest.mark.parametrize("mask_mode", ["output", "input"])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.bfloat16, 0.03)])
+def test_sliced_equals_masked_on_cuda(backbone, mask_mode, dtype, tol):
+    """On CUDA: fp32 to 1e-4; bf16 (whole model cast) to 3% of the features' largest magnitude."""
+    m = randomise(build_afnet(backbone, 10, 4, shift=True, width=16, width_mult=0.5, mask_mode=mask_mode), seed=1)
+    m = m.eval().to("cuda", dtype)
+    m.set_forced_ratio(0.5)
+    x = torch.randn(3 * 4, 3, 64, 64, generator=torch.Generator().manual_seed(2)).to("cuda", dtype)
+    (fa, ma), (fb, mb) = masked_and_sliced(m, x)
+    assert all(torch.equal(a, b) for a, b in zip(ma, mb))
+    assert (fa.float() - fb.float()).abs().max() <= tol * max(1.0, float(fa.float().abs().max()))
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("method", ["afnet", "afnet_tsm", "afnet_soft"])
+def test_cuda_autocast_training_step(method, dtype):
+    """A training step under CUDA autocast (the fusion's blend once crashed on mixed dtypes there): finite loss,
+    gradients reaching the navigation."""
+    net = randomise(build_video_model(method, "r50", 5, 4, width=8)).cuda().train()
+    x = torch.randn(2, 4, 3, 64, 64, device="cuda")
+    loss = loss_of(run_in_dtype(net, x, dtype, "autocast", "cuda"))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert sum(float(p.grad.abs().sum()) for n, p in net.named_parameters() if ".nav." in n) > 0
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_plain_path_synchronises_once_per_af_stage():
+    """torch's own sync check on CUDA: an eval forward of AFNet-TSM-R50 synchronises at most once per AF stage
+    (3), a masked training forward never."""
+    import warnings
+
+    net = build_video_model("afnet_tsm", "r50", 5, 4, width=8).cuda()
+    x = torch.randn(2, 4, 3, 64, 64, device="cuda")
+    for train, most in ((False, 3), (True, 0)):
+        net.train(train)
+        net(x)  # warm-up: allocations and kernel loads
+        torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as caught, torch.set_grad_enabled(train):
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                net(x)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        assert len([w for w in caught if "synchroniz" in str(w.message)]) <= most

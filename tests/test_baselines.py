@@ -9,6 +9,7 @@ from torch import nn
 from src.models import BACKBONES, METHODS, VideoOutput, build_video_model
 from src.models.mobilenetv3 import InvertedResidual, MobileNetV3
 from src.models.resnet import ResNet
+from src.models.temporal_shift import temporal_shift
 
 T, N, SIZE, K = 8, 2, 64, 5
 TINY = {"width": 8, "width_mult": 0.25}
@@ -68,7 +69,7 @@ def test_tsm_differs_from_tsn_only_by_the_shift(backbone):
 
 def test_residual_shift_fold_and_boundaries():
     """Inside a TSM bottleneck, conv1 sees the shifted input; the skip path sees the original."""
-    trunk = ResNet(50, width=16, num_classes=0, shift=True, num_segments=4).eval()
+    trunk = ResNet(50, width=16, num_classes=0, shift_segments=4).eval()
     block = trunk.layer2[1]  # identity skip, 128 channels: fold = 16
     seen = {}
     block.conv1.register_forward_pre_hook(lambda m, args: seen.__setitem__("x", args[0].clone()))
@@ -81,15 +82,13 @@ def test_residual_shift_fold_and_boundaries():
     assert torch.equal(s[:, 1:, f:2 * f], v[:, :-1, f:2 * f]) and torch.all(s[:, 0, f:2 * f] == 0)  # from t-1
     assert torch.equal(s[:, :, 2 * f:], v[:, :, 2 * f:])
     with torch.no_grad():
-        assert torch.allclose(out, torch.relu(block.residual(x) + x))  # skip unshifted
+        assert torch.allclose(out, torch.relu(block.residual(temporal_shift(x, 4)) + x))  # skip unshifted
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_shift_backward_is_its_adjoint(channels_last):
     """The shift's hand-written backward (the same shift, directions swapped) equals autograd through the
     shift written as plain indexing, in both memory formats, and passes gradcheck."""
-    from src.models.temporal_shift import temporal_shift
-
     g = torch.Generator().manual_seed(4)
     x = torch.randn(2 * 4, 16, 3, 2, generator=g)
     if channels_last:
@@ -140,7 +139,7 @@ def test_kaiming_init_and_width_scaling():
 
 
 def test_inverted_residual_api():
-    blk = InvertedResidual(16, 64, 24, 3, 1, use_se=True, use_hs=True, pw_groups=2, shift=True, num_segments=4,
+    blk = InvertedResidual(16, 64, 24, 3, 1, use_se=True, use_hs=True, pw_groups=2, shift_segments=4,
                            proj_shortcut=True)
     convs = blk.residual_convs()
     assert [c.groups for c in convs] == [2, 64, 1, 1, 2]  # expand, depthwise, SE fc1/fc2, project
@@ -148,7 +147,7 @@ def test_inverted_residual_api():
     x = torch.randn(8, 16, 12, 12)
     assert blk(x).shape == (8, 24, 12, 12)
     with torch.no_grad():
-        assert torch.allclose(blk(x), blk.skip(x) + blk.residual(x))
+        assert torch.allclose(blk(x), blk.skip(x) + blk.residual(temporal_shift(x, 4)))
     strided = InvertedResidual(16, 16, 16, 5, 2, use_se=False, use_hs=False)
     assert not strided.has_skip and len(strided.residual_convs()) == 2  # no expand conv when exp == in
     assert strided(x).shape == (8, 16, 6, 6)
@@ -163,20 +162,18 @@ def test_in_place_residual_sum_keeps_values_and_gradients(kind):
     from src.models.resnet import BasicBlock, Bottleneck
 
     torch.manual_seed(0)
-    blk, act = {"basic": (lambda: BasicBlock(16, 16, shift=True, num_segments=4), torch.relu),
-                "bottleneck": (lambda: Bottleneck(32, 8, stride=2, shift=True, num_segments=4), torch.relu),
+    blk, act = {"basic": (lambda: BasicBlock(16, 16, shift_segments=4), torch.relu),
+                "bottleneck": (lambda: Bottleneck(32, 8, stride=2, shift_segments=4), torch.relu),
                 "af_plain": (lambda: Residual("bottleneck", 32, 32, shift_segments=4, zero_init=False), torch.relu),
-                "inverted": (lambda: InvertedResidual(16, 48, 16, 3, 1, True, True), lambda y: y)}[kind]
+                "inverted": (lambda: InvertedResidual(16, 48, 16, 3, 1, True, True, shift_segments=4),
+                             lambda y: y)}[kind]
     blk = blk()
-    skip = {"basic": lambda m, x: x, "bottleneck": lambda m, x: m.downsample(x),
-            "af_plain": lambda m, x: m.skip(x), "inverted": lambda m, x: m.skip(x)}[kind]
     x = torch.randn(8, blk.conv1.in_channels if hasattr(blk, "conv1") else 16, 8, 8)
     for train in (True, False):
         blk.train(train)
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
         ya = blk(xa)
-        residual = blk.residual(xb) if kind != "af_plain" else blk.residual(blk.shifted(xb))
-        yb = act(residual + skip(blk, xb))
+        yb = act(blk.residual(temporal_shift(xb, 4)) + blk.skip_path(xb))
         assert torch.allclose(ya, yb, atol=1e-6)
         w = torch.randn_like(ya)
         ga = torch.autograd.grad((ya * w).sum(), [xa, *blk.parameters()])

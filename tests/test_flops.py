@@ -26,17 +26,9 @@ def rel(a: float, b: float) -> float:
 
 
 def flop_counter_gmacs(model: nn.Module, x: torch.Tensor) -> float:
-    """Conv + matmul MACs as torch counts them (2 FLOPs per MAC), in GMACs. AF blocks compute their
-    shortcut avg-pool as a depthwise conv, which torch would count as a conv: run it as the pool it is."""
-    pools = [m for m in model.modules() if type(m).__name__ == "ShortcutPool"]
-    for m in pools:
-        m.forward = nn.AvgPool2d.forward.__get__(m)
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
-    finally:
-        for m in pools:
-            del m.forward
+    """Conv + matmul MACs as torch counts them (2 FLOPs per MAC), in GMACs."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
     return counter.get_total_flops() / 2e9
 
 
@@ -149,6 +141,7 @@ def test_profile_is_cheap_to_query():
     assert prof.gmacs([1.0] * 10) == pytest.approx(23.11, abs=0.005)
 
 
+# ---------------------------------------------------------------- AFNet (the closed forms)
 # ---------------------------------------------------------------- AFNet (the official counter's closed forms)
 
 @needs_afnet
@@ -207,6 +200,13 @@ def test_af_meta_count_equals_real_count(method):
 
 
 @needs_afnet
+@pytest.mark.parametrize("backbone", ["r50", "mbv3"])
+def test_af_input_mask_mode_counts_as_output_mode(backbone):
+    """The sliced input mode computes F(0) only for skipped frames: at ratio 1 (the profile) it adds nothing."""
+    nets = [build_video_model("afnet_tsm", backbone, 10, 4, width=8, width_mult=0.25, mask_mode=mode)
+            for mode in ("output", "input")]
+    a, b = (profile_macs(net, 4, input_size=64) for net in nets)
+    assert a.static == pytest.approx(b.static, rel=1e-12) and a.focal == pytest.approx(b.focal, rel=1e-12)
 def test_soft_selection_counts_every_frame():
     """afnet_soft weights frames instead of skipping them, so it pays the full focal compute whatever its weights
     (AF-ResNet-50: 23.11 GMACs at 8 frames, 34.66 at 12); `val/gflops` and `src.flops` count it so."""

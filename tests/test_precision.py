@@ -79,8 +79,6 @@ def test_cpu_training_steps(method, precision):
     check_probe(train_steps(method, "r18", "cpu", precision), method)
 
 
-@pytest.mark.xfail(strict=False, reason="src/models: the soft mask sigmoid(9) rounds to 1.0 in bf16 and its gradient "
-                                        "to 0 (computing the navigation's sigmoid in float32 fixes it)")
 def test_cpu_soft_selection_trains_its_navigation_under_bf16():
     check_probe(train_steps("afnet_soft", "r18", "cpu", "bf16-mixed"), "afnet_soft")
 

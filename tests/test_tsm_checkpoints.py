@@ -7,7 +7,7 @@ from official_models import tsm_checkpoint, tsm_logits, tsm_shift_placement
 
 from src.convert_checkpoint import main as convert
 from src.models import build_video_model
-from src.models.resnet import DEPTHS, ResNet
+from src.models.resnet import LAYOUTS, ResNet
 from src.runs import load_run
 
 EVERY = {18: [[True] * 2] * 4, 34: [[True] * n for n in (3, 4, 6, 3)], 50: [[True] * n for n in (3, 4, 6, 3)]}
@@ -16,11 +16,12 @@ EVERY_OTHER = [[j % 2 == 0 for j in range(n)] for n in (3, 4, 23, 3)]  # ResNet-
 
 @pytest.mark.parametrize("depth", [18, 34, 50, 101])
 def test_tsm_shift_placement_per_depth(depth):
-    net = ResNet(depth, width=8, num_classes=0, shift=True)
-    shifted = [[block.shift is not None for block in getattr(net, f"layer{s}")] for s in (1, 2, 3, 4)]
+    net = ResNet(depth, width=8, num_classes=0, shift_segments=8)
+    shifted = [[block.shift_segments > 0 for block in getattr(net, f"layer{s}")] for s in (1, 2, 3, 4)]
     assert shifted == (EVERY_OTHER if depth == 101 else EVERY[depth])
-    assert shifted == tsm_shift_placement(DEPTHS[depth][1])
-    assert not any(b.shift for s in (1, 2, 3, 4) for b in getattr(ResNet(depth, width=8, shift=False), f"layer{s}"))
+    assert shifted == tsm_shift_placement(LAYOUTS[depth][1])
+    tsn = ResNet(depth, width=8, shift_segments=0)
+    assert not any(b.shift_segments for s in (1, 2, 3, 4) for b in getattr(tsn, f"layer{s}"))
 
 
 @pytest.mark.parametrize("depth", [18, 34, 50, 101])
@@ -40,7 +41,7 @@ def test_tsm_checkpoint_converts_to_the_tsm_models_logits(tmp_path, depth, shift
             every = build_video_model("tsm", "r101", 27, 8, width=8).eval()
             for s in (1, 2, 3, 4):
                 for block in getattr(every.trunk, f"layer{s}"):
-                    block.shift = getattr(net.trunk, f"layer{s}")[0].shift
+                    block.shift_segments = 8
             every.load_state_dict(net.state_dict())
             assert (every(x).logits - ref).abs().max() > 1e-3
 

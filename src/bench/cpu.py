@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from src.bench import common, models
+from src.models.inference import STEM_CHUNK_FRAMES
 
 CPU = torch.device("cpu")
 
@@ -39,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-channels-last", action="store_true")
     ap.add_argument("--no-prepack", action="store_true",
                     help="convs reorder their weights on every call (F.conv2d) instead of once per input shape")
-    ap.add_argument("--stem-chunk", type=int, default=models.STEM_CHUNK_FRAMES,
+    ap.add_argument("--stem-chunk", type=int, default=STEM_CHUNK_FRAMES,
                     help="frames per chunk of the ResNet stems (conv, ReLU, max-pool, per frame); 0: whole clips")
     ap.add_argument("--train-rounds", type=int, default=12, help="0 skips the training-step benchmark")
     ap.add_argument("--train-batch", type=int, default=1)

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from src.models import build_video_model
-from src.models.afnet.af_resnet import forced_ratios
+from src.models.afnet.base import forced_ratios
 from src.models.flops import profile_macs
-from src.models.inference import STEM_CHUNK_FRAMES, prepare_for_inference
+from src.models.inference import model_input, prepare_for_inference
 
 REFERENCE = "tsm_r50"
 TRAIN_REFERENCE = "tsn_r50"
@@ -51,24 +51,19 @@ def build_eval_model(method: str, backbone: str, frames: int, ratio: float | Non
 
 
 def prepare(model: nn.Module, device: torch.device, dtype: torch.dtype = torch.float32, channels_last: bool = True,
-            compile: str | None = None, **cpu_options) -> nn.Module:
+            compile: str | None = None, **options) -> nn.Module:
     """`model` (eval mode) with the inference rewrites every benchmarked model gets alike, so that ratios stay
-    fair: BN folded into the convs, on `device` in `dtype`, channels-last memory; on the CPU also the CPU fast
-    paths (`cpu_options`: `prepack` conv weights for oneDNN, `stem_chunk_frames`); `compile`: a
+    fair (`prepare_for_inference`: BN folded, on `device` in `dtype`, channels-last memory, the device's fast
+    paths; `options` are the device's switches, e.g. `prepack` and `stem_chunk_frames` on a CPU); `compile`: a
     `torch.compile` mode, None for eager. The benchmarks' only call of the inference rewrites."""
-    on_cpu = device.type == "cpu"
-    model = prepare_for_inference(model, channels_last, True, prepack=on_cpu and cpu_options.get("prepack", True),
-                                  stem_chunk_frames=cpu_options.get("stem_chunk_frames", STEM_CHUNK_FRAMES)
-                                  if on_cpu else 0)
-    model = model.to(device=device, dtype=dtype)
-    return torch.compile(model, mode=compile) if compile else model
+    return prepare_for_inference(model, device=device, dtype=dtype, channels_last=channels_last,
+                                 compile=compile or None, **options)
 
 
 def inference_clip(clip: torch.Tensor, device: torch.device, dtype: torch.dtype = torch.float32,
                    channels_last: bool = True) -> torch.Tensor:
     """(N, T, 3, H, W) -> the folded (N*T, 3, H, W) input `prepare`d models take, on `device` in `dtype`."""
-    x = clip.flatten(0, 1).to(device=device, dtype=dtype)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+    return model_input(clip, device=device, dtype=dtype, channels_last=channels_last)
 
 
 def training_models(names: list[str], frames: int, device: torch.device,

@@ -7,15 +7,15 @@ Reusable blocks (stable API, also used by AF-MobileNetV3 in `src.models.afnet`):
 - `SqueezeExcite(channels, squeeze_ch, act=None)`: GAP -> 1x1 conv (bias) -> ReLU -> 1x1 conv (bias) -> h-sigmoid
   scales the input; `act` (a module class) is then applied to the scaled output.
 - `ConvBNAct(in_ch, out_ch, kernel, stride=1, groups=1, act=...)`: conv (no bias) -> BN -> activation.
-- `InvertedResidual(in_ch, exp_ch, out_ch, kernel, stride, use_se, use_hs, pw_groups=1, shift=False,
-  num_segments=8, proj_shortcut=False, se_before_act=False)`: the MobileNetV3 block.
-  `forward(x) = skip(x) + residual(x)` when the block has a skip connection (`has_skip`), else `residual(x)`.
-  `residual(x)` (method: shift, then the `conv` Sequential) and `skip` (module or None) are public so a
-  caller can gate the residual per frame: y = skip(x) + m * residual(x). `residual_convs()` lists the
-  convs of the residual function (to tag with `focal_mask_index` for the FLOPs counter).
+- `InvertedResidual(in_ch, exp_ch, out_ch, kernel, stride, use_se, use_hs, pw_groups=1, shift_segments=0,
+  proj_shortcut=False, se_before_act=False)`: the MobileNetV3 block, a `ResidualBlock`: y = skip(x) + F(shift(x))
+  when the block has a skip connection (`has_skip`), else F(shift(x)); no activation after the sum. F is the `conv`
+  Sequential (`residual(x)`), the skip the `skip` module (`skip_path(x)`), so a caller can gate F per
+  frame. `residual_convs()` lists the convs of F (to tag with `focal_mask_index` for the FLOPs counter).
 
-The shift (TSM's residual shift) sits at the start of the residual function of every block, the skip stays
-unshifted. AF-MobileNetV3 shifts in every block; this suite does the same for TSM-MobileNetV3 [I].
+The TSM shift sits at the start of the residual function of every block, the skip stays unshifted.
+AF-MobileNetV3 shifts in every block, and so does this suite's TSM-MobileNetV3 (its own choice: the official
+AFNet code builds only the AF model on MobileNetV3).
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.models.layers import conv2d
-from src.models.temporal_shift import TemporalShift
+from src.models.layers import ResidualBlock
 
 # (kernel, expansion ratio over the input width, out channels, SE, h-swish, stride): the standard Large config.
 LARGE_CONFIG: list[tuple[int, float, int, bool, bool, int]] = [
@@ -56,13 +55,17 @@ def make_divisible(v: float, divisor: int = 8) -> int:
 
 
 class HSwish(nn.Module):
+    """x * relu6(x + 3) / 6, as one fused op."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * F.relu6(x + 3.0) / 6.0
+        return F.hardswish(x)
 
 
 class HSigmoid(nn.Module):
+    """relu6(x + 3) / 6, as one fused op."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu6(x + 3.0) / 6.0
+        return F.hardsigmoid(x)
 
 
 class SqueezeExcite(nn.Module):
@@ -91,22 +94,22 @@ class ConvBNAct(nn.Sequential):
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
                  act: type[nn.Module] | None = nn.ReLU):
-        layers: list[nn.Module] = [conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups),
-                                   nn.BatchNorm2d(out_ch)]
+        layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups,
+                                             bias=False), nn.BatchNorm2d(out_ch)]
         if act is not None:
             layers.append(act())
         super().__init__(*layers)
 
 
-class InvertedResidual(nn.Module):
+class InvertedResidual(ResidualBlock):
     """MobileNetV3 block: [shift] -> 1x1 expand -> kxk depthwise (stride) -> [SE] -> 1x1 project (+ skip).
 
-    Input (B, in_ch, H, W), output (B, out_ch, H/stride, W/stride), B = N*T when `shift` is on.
+    Input (B, in_ch, H, W), output (B, out_ch, H/stride, W/stride), B = N*T when the shift is on.
     in_ch, exp_ch, out_ch: absolute channel counts (the expand conv is left out when exp_ch == in_ch).
     use_se: squeeze-excite after the depthwise conv, squeeze width make_divisible(exp_ch / 4).
     use_hs: h-swish instead of ReLU as activation.
     pw_groups: groups of the two pointwise convs and of the projection shortcut (2 in AF focal blocks).
-    shift: residual temporal shift over `num_segments` frames at the start of the residual function.
+    shift_segments: residual temporal shift over clips of this many frames at the start of F (0: none).
     proj_shortcut: when the shapes differ at stride 1, add a 1x1 conv (groups=pw_groups) + BN skip
         instead of dropping the skip; the standard model has no such shortcut (False).
     se_before_act: with `use_se`, the depthwise stage is conv -> BN -> SE -> activation (the official AFNet
@@ -115,14 +118,13 @@ class InvertedResidual(nn.Module):
     """
 
     def __init__(self, in_ch: int, exp_ch: int, out_ch: int, kernel: int, stride: int, use_se: bool,
-                 use_hs: bool, pw_groups: int = 1, shift: bool = False, num_segments: int = 8,
-                 proj_shortcut: bool = False, se_before_act: bool = False):
+                 use_hs: bool, pw_groups: int = 1, shift_segments: int = 0, proj_shortcut: bool = False,
+                 se_before_act: bool = False):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
         act = HSwish if use_hs else nn.ReLU
-        # the shift is kept out of `conv` so TSN and TSM share state-dict keys (one ImageNet checkpoint loads both)
-        self.shift = TemporalShift(num_segments) if shift else None
+        self.shift_segments = shift_segments  # no module: TSN and TSM share state-dict keys
         layers: list[nn.Module] = []
         if exp_ch != in_ch:
             layers.append(ConvBNAct(in_ch, exp_ch, 1, groups=pw_groups, act=act))
@@ -148,13 +150,14 @@ class InvertedResidual(nn.Module):
         """The convs of the residual function (expand, depthwise, SE fc1/fc2, project), in forward order."""
         return [m for m in self.conv.modules() if isinstance(m, nn.Conv2d)]
 
-    def residual(self, x: torch.Tensor) -> torch.Tensor:
-        """The residual function F: (B, in_ch, H, W) -> (B, out_ch, H/stride, W/stride), shift included."""
-        return self.conv(x if self.shift is None else self.shift(x))
+    relu_out = False  # MobileNetV3 blocks end linearly
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.residual(x)
-        return out.add_(self.skip(x)) if self.skip is not None else out  # out: the projection's fresh output
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """F on an already shifted input: (B, in_ch, H, W) -> (B, out_ch, H/stride, W/stride)."""
+        return self.conv(x)
+
+    def skip_path(self, x: torch.Tensor) -> torch.Tensor | None:
+        return None if self.skip is None else self.skip(x)
 
 
 class MobileNetV3(nn.Module):
@@ -163,15 +166,15 @@ class MobileNetV3(nn.Module):
     `features` returns the (B, 1280) embedding (last conv 960, GAP, Linear 960->1280, h-swish);
     `forward` adds Dropout + Linear 1280->num_classes (`num_classes=0` leaves `classifier` an Identity).
     width_mult scales every width except the 1280-d embedding (as the reference model, for width_mult <= 1).
-    shift / num_segments: TSM residual shift in every block (B = N*T, frames of a video contiguous).
+    shift_segments: TSM residual shift in every block over clips of this many frames (B = N*T, frames of a
+    video contiguous); 0: none.
     """
 
     def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2,
-                 shift: bool = False, num_segments: int = 8,
-                 config: list[tuple[int, float, int, bool, bool, int]] | None = None):
+                 shift_segments: int = 0, config: list[tuple[int, float, int, bool, bool, int]] | None = None):
         super().__init__()
         config = LARGE_CONFIG if config is None else config
-        self.num_segments = num_segments
+        self.shift_segments = shift_segments
         stem_ch = make_divisible(16 * width_mult)
         self.stem = ConvBNAct(3, stem_ch, 3, stride=2, act=HSwish)
         blocks, in_ch = [], stem_ch
@@ -179,7 +182,7 @@ class MobileNetV3(nn.Module):
             out_ch = make_divisible(out * width_mult)
             exp_ch = make_divisible(in_ch * expansion)
             blocks.append(InvertedResidual(in_ch, exp_ch, out_ch, kernel, stride, use_se, use_hs,
-                                           shift=shift, num_segments=num_segments))
+                                           shift_segments=shift_segments))
             in_ch = out_ch
         self.blocks = nn.Sequential(*blocks)
         last_ch = 6 * in_ch

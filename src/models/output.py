@@ -21,9 +21,22 @@ class VideoOutput:
     masks: list[torch.Tensor] = field(default_factory=list)
     spatial_masks: list[torch.Tensor] = field(default_factory=list)
 
+    def mask_ratios(self) -> torch.Tensor:
+        """(M,) float32 realised selection ratio of each mask (mean over all N*T frames of the batch), on the
+        masks' device: no host synchronisation."""
+        if not self.masks:
+            return self.logits.new_zeros(0, dtype=torch.float32)
+        return torch.cat([m.detach().reshape(1, -1) for m in self.masks]).float().mean(1)
+
+    def spatial_mask_ratios(self) -> torch.Tensor:
+        """(M,) float32 mean of each spatial mask, on the masks' device (empty without spatial masks)."""
+        if not self.spatial_masks:
+            return self.logits.new_zeros(0, dtype=torch.float32)
+        return torch.stack([m.detach().float().mean() for m in self.spatial_masks])
+
     def ratios(self) -> list[float]:
-        """Realised selection ratio of each mask: mean over all N*T frames of the batch."""
-        return [float(m.detach().float().mean()) for m in self.masks]
+        """`mask_ratios` as Python floats (one host synchronisation for all masks)."""
+        return self.mask_ratios().tolist()
 
     def spatial_ratios(self) -> list[float]:
-        return [float(m.detach().float().mean()) for m in self.spatial_masks]
+        return self.spatial_mask_ratios().tolist()

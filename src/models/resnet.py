@@ -13,13 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.models.frame_ops import frame_chunked
-from src.models.temporal_shift import TemporalShift, temporal_shift_
-
-
-def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
-    """A bias-free k x k conv with 'same' padding and its BN."""
-    return nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)
+from src.models.layers import ResidualBlock, conv_bn
 
 
 def _downsample(in_ch: int, out_ch: int, stride: int) -> nn.Module | None:
@@ -29,48 +23,35 @@ def _downsample(in_ch: int, out_ch: int, stride: int) -> nn.Module | None:
     return nn.Sequential(*conv_bn(in_ch, out_ch, 1, stride))
 
 
-def shift_input(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The TSM shift of a block's residual input. The skip keeps each frame's own features, so the shift
-    writes a copy, except where the block's projection shortcut has already consumed x (the block input
-    is never read again inside the network) and no autograd is recording: then in place."""
-    if block.shift is None:
-        return x
-    if block.downsample is not None and not torch.is_grad_enabled():
-        return temporal_shift_(x, block.shift.num_segments, block.shift.fold_div)
-    return block.shift(x)
-
-
-class BasicBlock(nn.Module):
+class BasicBlock(ResidualBlock):
     """3x3 -> 3x3 residual block: (B, in_ch, H, W) -> (B, planes, H/stride, W/stride)."""
 
     expansion = 1
 
-    def __init__(self, in_ch: int, planes: int, stride: int = 1, shift: bool = False, num_segments: int = 8):
+    def __init__(self, in_ch: int, planes: int, stride: int = 1, shift_segments: int = 0):
         super().__init__()
-        self.shift = TemporalShift(num_segments) if shift else None
+        self.shift_segments = shift_segments
         self.conv1, self.bn1 = conv_bn(in_ch, planes, 3, stride)
         self.conv2, self.bn2 = conv_bn(planes, planes, 3)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _downsample(in_ch, planes, stride)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
-        x = shift_input(self, x)
         return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skip = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.residual(x).add_(skip))  # the residual is a fresh tensor: no new sum tensor
+    def skip_path(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.downsample is None else self.downsample(x)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """1x1 -> 3x3 (stride) -> 1x1 block: (B, in_ch, H, W) -> (B, 4*planes, H/stride, W/stride)."""
 
     expansion = 4
 
-    def __init__(self, in_ch: int, planes: int, stride: int = 1, shift: bool = False, num_segments: int = 8):
+    def __init__(self, in_ch: int, planes: int, stride: int = 1, shift_segments: int = 0):
         super().__init__()
         out_ch = planes * self.expansion
-        self.shift = TemporalShift(num_segments) if shift else None
+        self.shift_segments = shift_segments
         self.conv1, self.bn1 = conv_bn(in_ch, planes, 1)
         self.conv2, self.bn2 = conv_bn(planes, planes, 3, stride)  # v1.5: the stride sits on the 3x3
         self.conv3, self.bn3 = conv_bn(planes, out_ch, 1)
@@ -78,22 +59,22 @@ class Bottleneck(nn.Module):
         self.downsample = _downsample(in_ch, out_ch, stride)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
-        x = shift_input(self, x)
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         return self.bn3(self.conv3(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skip = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.residual(x).add_(skip))  # the residual is a fresh tensor: no new sum tensor
+    def skip_path(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.downsample is None else self.downsample(x)
 
 
-DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, ...]]] = {
-    18: (BasicBlock, (2, 2, 2, 2)),
-    34: (BasicBlock, (3, 4, 6, 3)),
-    50: (Bottleneck, (3, 4, 6, 3)),
-    101: (Bottleneck, (3, 4, 23, 3)),
+# block kind and blocks per stage of the standard ResNets (AF-ResNet reads the same table)
+LAYOUTS: dict[int, tuple[str, tuple[int, ...]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
 }
+BLOCKS: dict[str, type[ResidualBlock]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 def tsm_shifted(counts: tuple[int, ...]) -> list[list[bool]]:
@@ -107,22 +88,20 @@ class ResNet(nn.Module):
     """ImageNet ResNet on (B, 3, H, W) frames -> (B, num_classes) logits; `features` gives (B, out_channels).
 
     depth: 18, 34, 50 or 101. width: stem / first-stage width (64 = the published model, 8-16 for tests);
-    stage widths are width * (1, 2, 4, 8). shift / num_segments: TSM residual shift over clips of num_segments
-    consecutive images (B = N*T), in the blocks TSM shifts (`tsm_shifted`). num_classes=0 leaves `fc` an Identity.
+    stage widths are width * (1, 2, 4, 8). shift_segments: TSM residual shift over clips of this many
+    consecutive images (B = N*T), in the blocks TSM shifts (`tsm_shifted`); 0: no shift (TSN).
+    num_classes=0 leaves `fc` an Identity.
     zero_init_residual: the last BN of every block starts at gamma=0 (off, as the standard model).
-    stem_chunk_frames: in eval mode, run the stem (conv, BN, ReLU, max-pool; per frame) on chunks of this many
-    frames (`frame_chunked`; 0: all at once), set by `prepare_for_inference`.
     """
 
-    stem_chunk_frames = 0
-
-    def __init__(self, depth: int = 50, width: int = 64, num_classes: int = 1000, shift: bool = False,
-                 num_segments: int = 8, zero_init_residual: bool = False):
+    def __init__(self, depth: int = 50, width: int = 64, num_classes: int = 1000, shift_segments: int = 0,
+                 zero_init_residual: bool = False):
         super().__init__()
-        if depth not in DEPTHS:
-            raise ValueError(f"ResNet depth {depth}: choose one of {sorted(DEPTHS)}")
-        block, counts = DEPTHS[depth]
-        self.depth, self.num_segments = depth, num_segments
+        if depth not in LAYOUTS:
+            raise ValueError(f"ResNet depth {depth}: choose one of {sorted(LAYOUTS)}")
+        kind, counts = LAYOUTS[depth]
+        block = BLOCKS[kind]
+        self.depth, self.shift_segments = depth, shift_segments
         self.conv1, self.bn1 = conv_bn(3, width, 7, 2)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
@@ -131,8 +110,8 @@ class ResNet(nn.Module):
             planes, stride = width * 2**i, 1 if i == 0 else 2
             blocks = []
             for j in range(n):
-                blocks.append(block(in_ch, planes, stride if j == 0 else 1, shift=shift and shifted[i][j],
-                                    num_segments=num_segments))
+                blocks.append(block(in_ch, planes, stride if j == 0 else 1,
+                                    shift_segments=shift_segments if shifted[i][j] else 0))
                 in_ch = planes * block.expansion
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -156,7 +135,7 @@ class ResNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, out_channels) after global average pooling."""
-        x = frame_chunked(self.stem, x, 0 if self.training else self.stem_chunk_frames)
+        x = self.stem(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.avgpool(x), 1)
 

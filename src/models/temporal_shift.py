@@ -1,4 +1,9 @@
-"""Temporal shift of TSM (SPEC §2.10), applied at the start of a residual function."""
+"""The TSM temporal shift, and frame gathers on a folded (N*T, C, H, W) batch in either memory format.
+
+The shift moves a fold of channels one step along time, per video, zero-padded at the clip boundaries:
+channels [0, C/8) take frame t+1's values, channels [C/8, C/4) frame t-1's, the rest stay. It sits at the
+start of a block's residual function; the skip path keeps each frame's own features.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,18 @@ def check_segments(x: torch.Tensor, num_segments: int) -> None:
         raise ValueError(f"batch of {x.shape[0]} frames is not a multiple of num_segments={num_segments}")
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """True when x (B, C, H, W) is stored channels-last (and not also plainly contiguous, e.g. H=W=1)."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
 def shifted_copy(x: torch.Tensor, num_segments: int, fold_div: int = 8, reverse: bool = False) -> torch.Tensor:
-    """The shift of `temporal_shift` into a new tensor, without autograd; `reverse` swaps the directions of the
-    two shifted folds (channels [0, C/8) then take frame t-1's values, [C/8, C/4) frame t+1's): its adjoint."""
+    """The shift into a new tensor, in x's memory format, without autograd; `reverse` swaps the directions of
+    the two shifted folds: the shift's adjoint."""
     nt, c, h, w = x.shape
     fold = c // fold_div
     v = x.view(nt // num_segments, num_segments, c, h, w)
-    # one contiguous copy, then rewrite the shifted quarter: cheaper than zero-fill + three strided copies,
-    # most of all in channels-last memory where a channel slice is a strided gather
-    out = v.clone()
+    out = v.clone()  # then rewrite the shifted quarter: cheaper than zero-filling and copying three parts
     for lo, from_next in ((0, not reverse), (fold, reverse)):
         dst = out[:, :, lo:lo + fold]
         if from_next:
@@ -31,8 +39,8 @@ def shifted_copy(x: torch.Tensor, num_segments: int, fold_div: int = 8, reverse:
 
 
 class _TemporalShift(torch.autograd.Function):
-    """The shift with its adjoint as the backward (the same shift, directions swapped): autograd's own backward
-    of the slice assignments materialises a full-size gradient per assignment (~30x the forward's cost)."""
+    """The shift, with its adjoint (the same shift, directions swapped) as the backward: autograd's own backward
+    of the slice assignments would build a full-size gradient per assignment."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, num_segments: int, fold_div: int) -> torch.Tensor:
@@ -42,47 +50,47 @@ class _TemporalShift(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: torch.Tensor):
         if not (g.is_contiguous() or g.is_contiguous(memory_format=torch.channels_last)):
-            g = g.contiguous()  # e.g. an expanded gradient: the frame split below needs a view
+            g = g.contiguous()  # e.g. an expanded gradient: the frame split needs a view
         return shifted_copy(g, *ctx.args, reverse=True), None, None
 
 
 def temporal_shift(x: torch.Tensor, num_segments: int, fold_div: int = 8) -> torch.Tensor:
-    """Shift a fold of channels one step along time, zero-padded at the clip boundaries.
-
-    x: (N*T, C, H, W) with the T frames of each video contiguous. Channels [0, C/8) take frame t+1's
-    values, channels [C/8, 2C/8) take frame t-1's, the rest are unchanged. Returns a new tensor of the
-    same shape; the input is untouched (the skip path must stay unshifted).
-    """
+    """The shift of x (N*T, C, H, W) over clips of `num_segments` frames, as a new tensor (x is untouched);
+    num_segments=0 returns x itself (no shift)."""
+    if not num_segments:
+        return x
     check_segments(x, num_segments)
     if torch.is_grad_enabled() and x.requires_grad:
         return _TemporalShift.apply(x, num_segments, fold_div)
     return shifted_copy(x, num_segments, fold_div)
 
 
-def temporal_shift_(x: torch.Tensor, num_segments: int, fold_div: int = 8) -> torch.Tensor:
-    """`temporal_shift` written into x itself (copying only the shifted quarter of the channels): for a
-    block input nobody reads after the block's shortcut has consumed it, at inference (no autograd)."""
+def select_frames(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x.index_select(0, index) in x's memory format: (B, C, H, W), (k,) -> (k, C, H, W)."""
+    if not is_channels_last(x):
+        return x.index_select(0, index)
+    return x.permute(0, 2, 3, 1).index_select(0, index).permute(0, 3, 1, 2)
+
+
+def gather_shifted(x: torch.Tensor, index: torch.Tensor, num_segments: int, fold_div: int = 8) -> torch.Tensor:
+    """temporal_shift(x, num_segments).index_select(0, index), reading only the frames it needs.
+
+    x: (N*T, C, H, W); index: (k,) frame positions -> (k, C, H, W) in x's memory format. A gathered frame takes
+    channels [0, C/8) from its successor and [C/8, C/4) from its predecessor in the same video (zeros at the
+    clip boundaries), whether or not those neighbours are gathered too. Three gathers, no Python loop over
+    frames. num_segments=0: a plain gather.
+    """
+    if not num_segments:
+        return select_frames(x, index)
     check_segments(x, num_segments)
-    nt, c, h, w = x.shape
-    fold = c // fold_div
-    v = x.view(nt // num_segments, num_segments, c, h, w)
-    v[:, :-1, :fold] = v[:, 1:, :fold].clone()  # a copy first: source and destination overlap
-    v[:, -1, :fold] = 0
-    v[:, 1:, fold : 2 * fold] = v[:, :-1, fold : 2 * fold].clone()
-    v[:, 0, fold : 2 * fold] = 0
-    return x
-
-
-class TemporalShift(torch.nn.Module):
-    """Module form of `temporal_shift`, so it shows in model summaries; no parameters, no MACs."""
-
-    def __init__(self, num_segments: int, fold_div: int = 8):
-        super().__init__()
-        self.num_segments = num_segments
-        self.fold_div = fold_div
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return temporal_shift(x, self.num_segments, self.fold_div)
-
-    def extra_repr(self) -> str:
-        return f"num_segments={self.num_segments}, fold_div={self.fold_div}"
+    fold = x.shape[1] // fold_div
+    cl = is_channels_last(x)
+    v, cdim = (x.permute(0, 2, 3, 1), 3) if cl else (x, 1)  # frames on dim 0, contiguous rows
+    t = index % num_segments
+    parts = []
+    for lo, hi, step, valid in ((0, fold, 1, t < num_segments - 1), (fold, 2 * fold, -1, t > 0)):
+        src = v.narrow(cdim, lo, hi - lo).index_select(0, torch.where(valid, index + step, index))
+        parts.append(torch.where(valid.view(-1, 1, 1, 1), src, 0))  # the clip boundary: nothing to take
+    parts.append(v.narrow(cdim, 2 * fold, x.shape[1] - 2 * fold).index_select(0, index))
+    out = torch.cat(parts, cdim)
+    return out.permute(0, 3, 1, 2) if cl else out

@@ -40,6 +40,7 @@ class VideoClassifier2D(nn.Module):
     """
 
     uses_ratio_loss = False
+    fast_paths = "auto"  # see `build_video_model`
 
     def __init__(self, trunk: nn.Module, num_classes: int, num_segments: int, dropout: float = 0.5):
         super().__init__()

@@ -3,6 +3,7 @@
 stem (3x3 s2, h-swish) -> `early` (head block, stage 1 with two stride-2 blocks) -> AF-2 (focal at 1/8,
 ample at 1/16) -> AF-3 (focal at 1/16, ample at 1/32, fusion block stride 1) -> `late` (stages 4 and 5)
 -> 1x1 conv 960 + h-swish -> GAP -> Linear 960->1280 + h-swish -> dropout -> Linear 1280->K -> mean over T.
+4.51 M parameters at K=174, those of the official checkpoint.
 
 Differences from AF-ResNet [C]: the ample branch halves the resolution but keeps the channels (no
 projection before the fusion); focal blocks group their pointwise convs and their projection shortcut
@@ -26,13 +27,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.models.afnet.af_resnet import AFStage, check_choice, check_forced
+from src.models.afnet.base import AFNet
 from src.models.afnet.blocks import gated_residual
 from src.models.afnet.fusion import AddFusion, DynamicFusion
 from src.models.afnet.navigation import Navigation
+from src.models.afnet.stage import AFStage
 from src.models.mobilenetv3 import ConvBNAct, HSwish, InvertedResidual, init_weights, make_divisible
-from src.models.output import VideoOutput
-from src.models.video import consensus, fold_frames
 
 # (kernel, expansion, out channels, SE, h-swish, stride)
 EARLY = [(3, 1, 16, False, False, 1), (3, 4, 24, False, False, 2), (3, 3, 24, False, False, 2)]
@@ -47,68 +47,58 @@ LATE = [(3, 6, 112, True, True, 1), (3, 6, 112, True, True, 1), (5, 6, 160, True
 
 class FocalInvertedResidual(nn.Module):
     """A focal MobileNetV3 block: pointwise convs and projection shortcut grouped (groups=2), stride 1, its
-    residual gated per frame; same forward contract as `blocks.FocalResidual`.
+    residual gated per frame (`gated_residual`); the same forward contract as `blocks.FocalResidual`.
 
-    forward(x (N*T, C_in, H, W), mask (N*T, 1, 1, 1), spatial (N*T, 1, H, W) | None, sliced, mask_mode)
-      -> (N*T, C_out, H, W).
+    forward(x (N*T, C_in, H, W), gate, index=None, mask_mode="output") -> (N*T, C_out, H, W).
     """
 
     def __init__(self, cin: int, exp: int, cout: int, kernel: int, use_se: bool, use_hs: bool, mask_index: int,
                  num_segments: int):
         super().__init__()
-        self.block = InvertedResidual(cin, exp, cout, kernel, 1, use_se, use_hs, pw_groups=2, shift=True,
-                                      num_segments=num_segments, proj_shortcut=True, se_before_act=True)
+        self.block = InvertedResidual(cin, exp, cout, kernel, 1, use_se, use_hs, pw_groups=2,
+                                      shift_segments=num_segments, proj_shortcut=True, se_before_act=True)
         self.mask_index = mask_index
         for conv in self.block.residual_convs():
             conv.focal_mask_index = mask_index  # the FLOPs counter scales these by the realised ratio
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, spatial: torch.Tensor | None = None,
-                sliced: bool = False, mask_mode: str = "output", reuse_input: bool = False) -> torch.Tensor:
-        b = self.block
-        return gated_residual(x, b.skip(x), b.conv, mask, spatial, sliced, mask_mode, b.shift.num_segments,
-                              relu=False, reuse_input=reuse_input)
+    def forward(self, x: torch.Tensor, gate: torch.Tensor, index: torch.Tensor | None = None,
+                mask_mode: str = "output") -> torch.Tensor:
+        return gated_residual(self.block, x, gate, index, mask_mode)
 
 
-class AFMobileNetStage(AFStage):
-    """AF stage of MobileNetV3: (N*T, C_in, H, W) -> (N*T, C_out, H/s, W/s), plus its masks.
-
-    Reuses `AFStage.forward` (navigation, lockstep ample / focal, upsample, fusion, fusion block); the ample
-    branch keeps its channels, so the projection is an identity.
-    """
-
-    def __init__(self, cin: int, blocks: list, fuse_cfg: tuple, width_mult: float, first_mask: int,
-                 num_segments: int, fusion: str, mix_frames: bool, spatial: bool, nav_init_bias):
-        nn.Module.__init__(self)
-        t = num_segments
-        ample, focal, nav, c = [], [], [], cin
-        for i, (k, e, out, se, hs, s) in enumerate(blocks):
-            cout, exp = make_divisible(out * width_mult), make_divisible(c * e)
-            nav.append(Navigation(c, t, mix_frames, spatial, nav_init_bias))
-            ample.append(InvertedResidual(c, exp, cout, k, s, se, hs, shift=True, num_segments=t,
-                                          se_before_act=True))
-            focal.append(FocalInvertedResidual(c, exp, cout, k, se, hs, first_mask + i, t))
-            c = cout
-        self.nav, self.ample, self.focal = nn.ModuleList(nav), nn.ModuleList(ample), nn.ModuleList(focal)
-        self.proj = nn.Identity()
-        self.fuse = DynamicFusion(c, bias=True, relu=False) if fusion == "dynamic" else AddFusion(c, relu=False)
-        k, e, out, se, hs, s = fuse_cfg
-        self.fusion_block = InvertedResidual(c, make_divisible(c * e), make_divisible(out * width_mult), k, s, se,
-                                             hs, shift=True, num_segments=t, se_before_act=True)
-        self.out_channels = self.fusion_block.out_ch
+def mobilenet_af_stage(cin: int, blocks: list, fuse_cfg: tuple, width_mult: float, first_mask: int,
+                       num_segments: int, fusion: str, mix_frames: bool, spatial: bool, nav_init_bias) -> AFStage:
+    """An AF stage of MobileNetV3: (N*T, cin, H, W) -> (N*T, C_out, H/s, W/s); the ample branch keeps its
+    channels, so the projection is an identity. The stage's `out_channels` is C_out."""
+    t = num_segments
+    ample, focal, nav, c = [], [], [], cin
+    for i, (k, e, out, se, hs, s) in enumerate(blocks):
+        cout, exp = make_divisible(out * width_mult), make_divisible(c * e)
+        nav.append(Navigation(c, t, mix_frames, spatial, nav_init_bias))
+        ample.append(InvertedResidual(c, exp, cout, k, s, se, hs, shift_segments=t, se_before_act=True))
+        focal.append(FocalInvertedResidual(c, exp, cout, k, se, hs, first_mask + i, t))
+        c = cout
+    fuse = DynamicFusion(c, bias=True, relu=False) if fusion == "dynamic" else AddFusion(c, relu=False)
+    k, e, out, se, hs, s = fuse_cfg
+    fusion_block = InvertedResidual(c, make_divisible(c * e), make_divisible(out * width_mult), k, s, se, hs,
+                                    shift_segments=t, se_before_act=True)
+    stage = AFStage(ample, focal, nav, nn.Identity(), fuse, fusion_block)
+    stage.out_channels = fusion_block.out_ch
+    return stage
 
 
 def plain_blocks(cfgs: list, cin: int, width_mult: float, num_segments: int) -> tuple[nn.Sequential, int]:
     blocks = []
     for k, e, out, se, hs, s in cfgs:
         cout = make_divisible(out * width_mult)
-        blocks.append(InvertedResidual(cin, make_divisible(cin * e), cout, k, s, se, hs, shift=True,
-                                       num_segments=num_segments, se_before_act=True))
+        blocks.append(InvertedResidual(cin, make_divisible(cin * e), cout, k, s, se, hs, shift_segments=num_segments,
+                                       se_before_act=True))
         cin = cout
     return nn.Sequential(*blocks), cin
 
 
-class AFMobileNetV3(nn.Module):
-    """AFNet-TSM on MobileNetV3-Large (see the module docstring); switches as `AFResNet` (no `shift`: always on).
+class AFMobileNetV3(AFNet):
+    """AFNet-TSM on MobileNetV3-Large (see the module docstring); switches as `AFNet` (the shift is always on).
 
     forward: (N, T, 3, H, W) or (N*T, 3, H, W), H and W divisible by 32 -> VideoOutput(logits (N, K),
     masks: 5 of (N*T, 1, 1, 1), spatial_masks when rs is set). 4.51 M parameters at K=174.
@@ -118,20 +108,15 @@ class AFMobileNetV3(nn.Module):
                  selection: str = "hard", fusion: str = "dynamic", mask_mode: str = "output",
                  focal_compute: str = "auto", eval_gumbel_noise: bool = False, nav_mix_frames: bool = False,
                  rs: float | None = None, dropout: float = 0.5, nav_init_bias=(1.0, 10.0)):
-        super().__init__()
-        check_choice(selection, fusion, mask_mode, focal_compute)
-        self.num_segments, self.selection, self.mask_mode = num_segments, selection, mask_mode
-        self.focal_compute, self.eval_gumbel_noise = focal_compute, eval_gumbel_noise
-        self.uses_ratio_loss = selection == "hard"
-        self.tau, self.forced_ratio = 1.0, None
+        super().__init__(num_segments, selection, fusion, mask_mode, focal_compute, eval_gumbel_noise)
         t = num_segments
         c = make_divisible(16 * width_mult)
         self.stem = ConvBNAct(3, c, 3, 2, act=HSwish)
         self.early, c = plain_blocks(EARLY, c, width_mult, t)
         stages, first_mask = [], 0
         for blocks, fuse_cfg in AF_STAGES:
-            stages.append(AFMobileNetStage(c, blocks, fuse_cfg, width_mult, first_mask, t, fusion, nav_mix_frames,
-                                           rs is not None, tuple(nav_init_bias)))
+            stages.append(mobilenet_af_stage(c, blocks, fuse_cfg, width_mult, first_mask, t, fusion, nav_mix_frames,
+                                             rs is not None, tuple(nav_init_bias)))
             c, first_mask = stages[-1].out_channels, first_mask + len(blocks)
         self.stages = nn.ModuleList(stages)
         self.num_masks = first_mask
@@ -147,28 +132,9 @@ class AFMobileNetV3(nn.Module):
                 nav.reset_bias(nav_init_bias)  # init_weights zeroes conv biases
         nn.init.normal_(self.fc.weight, 0, 0.001)
 
-    def set_temperature(self, tau: float) -> None:
-        self.tau = float(tau)
+    def early_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.early(self.stem(x))
 
-    def set_forced_ratio(self, ratio: float | list[float] | None) -> None:
-        """As `AFResNet.set_forced_ratio`: one ratio, or one per mask."""
-        self.forced_ratio = check_forced(ratio, self.num_masks)
-
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, list, list]:
-        """(N*T, 3, H, W) -> embedding (N*T, 1280), masks, spatial masks."""
-        soft = self.selection == "soft"
-        sliced = not soft and (self.focal_compute == "sliced" or (self.focal_compute == "auto" and not self.training))
-        noise = self.training or self.eval_gumbel_noise
-        x = self.early(self.stem(x))
-        masks, spatial = [], []
-        for stage in self.stages:
-            x, m, s = stage(x, self.tau, noise, self.forced_ratio, soft, sliced, self.mask_mode)
-            masks += m
-            spatial += s
-        x = self.pool(self.last_conv(self.late(x))).flatten(1)
-        return self.embed(x), masks, spatial
-
-    def forward(self, x: torch.Tensor) -> VideoOutput:
-        feats, masks, spatial = self.features(fold_frames(x, self.num_segments))
-        logits = consensus(self.fc(self.dropout(feats)), self.num_segments)
-        return VideoOutput(logits, masks, spatial)
+    def late_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last AF stage's output -> the 1280-d embedding per frame (N*T, 1280)."""
+        return self.embed(self.pool(self.last_conv(self.late(x))).flatten(1))

@@ -1,4 +1,4 @@
-"""Hard Gumbel-Softmax with straight-through gradients (SPEC §2.7)."""
+"""Hard Gumbel-Softmax with straight-through gradients."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ gpu-check: $(VENV_SETUP)
 	$(PY) -m src.tools.gpu_check --out $(or $(OUT),gpu-check) $(if $(STEPS),--steps $(STEPS)) $(ARGS)
 
 lint: setup
-	$(PY) -m ruff check src tests experiments
+	$(PY) -m ruff check src tests
 
 flops: setup
 	$(PY) -m src.flops $(ARGS)
@@ -60,7 +60,7 @@ bench: setup
 	$(PY) -m src.bench --out experiments/S5/bench.json --runs-dir experiments/S5/runs $(ARGS)
 	$(PY) -m src.bench.runs --out experiments/S5/runs.md
 
-bench-gpu: setup
+bench-gpu: $(VENV_SETUP)
 	$(PY) -m src.bench --device cuda --out experiments/S5/bench-gpu.json $(ARGS)
 
 bench-loader: setup
@@ -71,7 +71,7 @@ table: setup
 	$(PY) -m src.train --multirun sweep=$(T) $(ARGS)
 
 report: setup
-	$(PY) -m src.report $(T) $(if $(filter demo,$(T)),--tables experiments/demo-tables.yaml) $(ARGS)
+	$(PY) -m src.report $(T) $(if $(filter demo,$(T)),--tables conf/tables/demo-tables.yaml) $(ARGS)
 
 clean-logs:
 	rm -rf logs outputs

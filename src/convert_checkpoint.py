@@ -26,7 +26,6 @@ from pathlib import Path
 
 import torch
 
-from src.files import atomic_output
 from src.models.checkpoints import (
     CheckpointError,
     detect_backbone,
@@ -36,6 +35,7 @@ from src.models.checkpoints import (
     to_official,
     unwrap_state,
 )
+from src.utils.files import atomic_output
 
 AFNET_METHODS, TSM_METHODS = ("afnet", "afnet_tsm"), ("tsn", "tsm")
 

@@ -175,7 +175,7 @@ def class_names(cfg) -> list[str] | None:
 @torch.no_grad()
 def predict(cfg, net, views: torch.Tensor, indices: list[int], device: torch.device, topk: int = 5) -> Prediction:
     """Run the eval-mode `net` on views (V, T, 3, H, W): mean logits over the views, top-k, masks, GFLOPs."""
-    from src.models.flops import profile_macs
+    from src.models.macs import profile_macs
 
     v, t = views.shape[:2]
     out = net(views.to(device))
@@ -237,8 +237,8 @@ def summary_lines(pred: Prediction, run: str, video: Path) -> list[str]:
 
 
 def run_demo(video: str, opts: dict, overrides: list[str]) -> tuple[Prediction, Path]:
-    from src.files import atomic_output
-    from src.runs import checkpoint_arg, load_run
+    from src.utils.files import atomic_output
+    from src.utils.runs import checkpoint_arg, load_run
 
     if video != "builtin" and not Path(video).exists():  # before the (slower) checkpoint
         raise DemoError(f"{video}: no such video file or frame folder")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from src.runs import CONF_DIR
+from src.utils.runs import CONF_DIR
 
 SPLITS = ("val", "test")
 
@@ -81,10 +81,10 @@ def _first_line(error: BaseException, limit: int = 240) -> str:
 
 
 def load_checkpoint_run(path: Path, overrides: list[str]):
-    """`src.runs.load_run` with its failures as one-line EvalErrors: a missing file, a file torch cannot read
+    """`src.utils.runs.load_run` with its failures as one-line EvalErrors: a missing file, a file torch cannot read
     (truncated, or not written by torch.save), a file that is no checkpoint of the suite, and weights that do
     not fit the net the command line asks for (another backbone, width or class count)."""
-    from src.runs import load_run
+    from src.utils.runs import load_run
 
     if not path.is_file():
         raise EvalError(f"ckpt_path={path}: no such file")
@@ -114,7 +114,7 @@ def eval_trainer(trainer_overrides: list[str]):
     """The Trainer of this evaluation: conf/train.yaml's `trainer` group (default `auto`) with this command line's
     trainer overrides only, on one device, without logger or checkpoints."""
     from src.lit.trainer import build_trainer
-    from src.runs import compose
+    from src.utils.runs import compose
 
     trainer_cfg = compose("train", trainer_overrides).trainer
     return build_trainer(trainer_cfg, devices=1, num_nodes=1, strategy="auto", logger=False, callbacks=[],
@@ -186,7 +186,7 @@ def evaluate(opts: dict, overrides: list[str], trainer_overrides: list[str] = ()
     from hydra.utils import instantiate
 
     from src.lit.video_module import VideoLitModule
-    from src.runs import net_config
+    from src.utils.runs import net_config
 
     path = Path(opts["ckpt_path"])
     trainer = eval_trainer(list(trainer_overrides))
@@ -237,9 +237,9 @@ def main(argv: list[str] | None = None) -> dict:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from src.config import ConfigError
     from src.data import DataConfigError, ListFormatError
-    from src.files import write_atomic
+    from src.utils.config import ConfigError
+    from src.utils.files import write_atomic
 
     argv = sys.argv[1:] if argv is None else argv
     if {"-h", "--help"} & set(argv):

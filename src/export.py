@@ -89,7 +89,7 @@ def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
 def load_for_export(ckpt_path: str | Path, overrides: list[str] = ()):
     """(cfg, eager net, net to export): both in evaluation mode; for AFNet the exported one computes the focal
     blocks masked with deterministic masks (see the module docstring), the eager one as the run configured it."""
-    from src.runs import load_run
+    from src.utils.runs import load_run
 
     cfg, eager = load_run(ckpt_path, overrides)
     eager.eval()
@@ -110,7 +110,7 @@ def export(model: nn.Module, example: torch.Tensor, fmt: str, out: Path) -> None
     """Write `ExportedVideoModel(model)` (eval mode) traced on `example` to `out` in format `fmt`."""
     import warnings
 
-    from src.files import atomic_output
+    from src.utils.files import atomic_output
 
     if fmt == "onnx":
         require_onnx()
@@ -155,7 +155,7 @@ def run_exported(path: Path, fmt: str, x: torch.Tensor) -> tuple[torch.Tensor, t
 
 
 def run_export(opts: dict, overrides: list[str]) -> dict:
-    from src.runs import checkpoint_arg
+    from src.utils.runs import checkpoint_arg
 
     ckpt = checkpoint_arg(opts["ckpt_path"])
     fmt = opts["format"]

@@ -12,9 +12,9 @@ import sys
 
 def count(cfg) -> dict:
     """Build the configured net and count it; returns the figures printed by the CLI."""
-    from src.config import check_number, validate
-    from src.models.flops import profile_macs
-    from src.runs import build_net, net_config
+    from src.models.macs import profile_macs
+    from src.utils.config import check_number, validate
+    from src.utils.runs import build_net, net_config
 
     validate(cfg)
     check_number("input_size", cfg.input_size, True, 1, None, "the input side in pixels")
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> dict:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from src.config import ConfigError, one_line
-    from src.runs import compose
+    from src.utils.config import ConfigError, one_line
+    from src.utils.runs import compose
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if {"-h", "--help"} & set(argv):

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import yaml
 
-from src.files import atomic_output, write_atomic
+from src.utils.files import atomic_output, write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ROOT / "experiments" / "paper-tables.yaml"  # the published numbers of every table
+TABLES = ROOT / "conf" / "tables" / "paper-tables.yaml"  # the published numbers of every table
 ROW_KEYS = ("method", "backbone", "frames", "rt", "rs", "fusion", "tau_schedule")
 FUSION = {"dynamic": "dynamic", "addition": "add"}
 
@@ -110,7 +110,7 @@ def wandb_runs(project: str, table: str) -> list[dict]:
     """Runs of W&B group `table`: their config row_id and the best-epoch summary (needs network + API key)."""
     import wandb
 
-    from src.progress import progress
+    from src.utils.progress import progress
 
     runs = []
     for r in progress(wandb.Api().runs(project, filters={"group": table}), desc=f"W&B runs of {table}", unit="run"):

@@ -4,7 +4,7 @@ Composes conf/train.yaml, checks it (ConfigError names the key), builds the Data
 explicitly, wraps the net in the LightningModule, fits, and prints the final metrics and where
 everything went.
 
-Run folders, `ckpt_path=last` and sweeps: src/run_folder.py. Exit status: 0 finished (or finished earlier and
+Run folders, `ckpt_path=last` and sweeps: src/utils/run_folder.py. Exit status: 0 finished (or finished earlier and
 skipped), 2 a config / data / resumption error (one line on stderr, `FAILED` in the run folder), 75 stopped by
 SIGINT / SIGTERM after saving a resumable checkpoint (src/callbacks/preemption.py), 1 a sweep with failed jobs.
 In a `--multirun`, a failing job is recorded as failed and the sweep goes on.
@@ -21,8 +21,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, apply_global_batch, validate
-from src.run_folder import (
+from src.utils.config import ConfigError, apply_global_batch, validate
+from src.utils.run_folder import (
     differing_keys,
     identity_hash,
     is_done,
@@ -32,7 +32,7 @@ from src.run_folder import (
     run_identity,
     sibling_runs,
 )
-from src.runs import build_net, net_config
+from src.utils.runs import build_net, net_config
 
 
 class AlreadyFinished(Exception):

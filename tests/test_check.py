@@ -4,10 +4,10 @@ import re
 import shutil
 
 import pytest
-from fixtures_official import make_official_copy
 
 from src.data.check import main as check_main
 from src.data.check import run_check
+from tests.helpers.official_data import make_official_copy
 
 
 @pytest.fixture

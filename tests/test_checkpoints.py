@@ -1,10 +1,16 @@
 """Official AFNet checkpoints: converted with the documented command and rebuilt as `src.eval` rebuilds them, they
-give the official model's logits (an independent reference, tests/official_models.py) on both focal paths."""
+give the official model's logits (an independent reference, tests/helpers/official_models.py) on both focal paths."""
 
 import pytest
 import torch
 import torch.nn.functional as F
-from official_models import (
+
+from src.convert_checkpoint import main as convert
+from src.models import build_video_model
+from src.models.checkpoints import convert_official, to_official
+from src.models.mobilenetv3 import InvertedResidual
+from src.utils.runs import compose_run_config, load_run
+from tests.helpers.official_models import (
     af_mbv3_logits,
     af_resnet_logits,
     hswish,
@@ -12,12 +18,6 @@ from official_models import (
     official_shapes,
     random_state,
 )
-
-from src.convert_checkpoint import main as convert
-from src.models import build_video_model
-from src.models.checkpoints import convert_official, to_official
-from src.models.mobilenetv3 import InvertedResidual
-from src.runs import compose_run_config, load_run
 
 T = 12
 

@@ -5,10 +5,10 @@ Mini-Kinetics and ActivityNet."""
 import json
 
 import pytest
-from fixtures_official import class_names, make_official_copy, unsorted
 
 from src.data.prepare import annotations
 from src.data.prepare.annotations import AnnotationError
+from tests.helpers.official_data import class_names, make_official_copy, unsorted
 
 
 def labels(out, split="train") -> list[int]:

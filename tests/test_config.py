@@ -3,7 +3,7 @@
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from src.config import ConfigError, validate
+from src.utils.config import ConfigError, validate
 from tests.helpers import compose_train, group_options, resolved
 
 GROUPS = ["dataset", "backbone", "model", "optim", "callbacks", "logger", "trainer", "debug", "experiment", "recipe",
@@ -45,7 +45,7 @@ def test_unknown_option_lists_the_choices(group, tmp_path):
 
 @pytest.mark.parametrize("devices,nodes,per_device", [(1, 1, 32), (2, 1, 16), (4, 2, 4)])
 def test_global_batch_is_kept_whatever_the_device_count(devices, nodes, per_device, tmp_path):
-    from src.config import apply_global_batch
+    from src.utils.config import apply_global_batch
 
     cfg = compose_train(["dataset=jester", "trainer=ddp", f"trainer.devices={devices}",
                          f"trainer.num_nodes={nodes}"], tmp_path)
@@ -55,7 +55,7 @@ def test_global_batch_is_kept_whatever_the_device_count(devices, nodes, per_devi
 
 
 def test_global_batch_must_divide(tmp_path):
-    from src.config import apply_global_batch
+    from src.utils.config import apply_global_batch
 
     cfg = compose_train(["global_batch_size=30", "trainer=ddp", "trainer.devices=4"], tmp_path)
     with pytest.raises(ConfigError, match="global_batch_size"):
@@ -63,7 +63,7 @@ def test_global_batch_must_divide(tmp_path):
 
 
 def test_slurm_launcher_composes_with_its_resources(tmp_path):
-    from src.runs import compose
+    from src.utils.runs import compose
 
     cfg = compose("train", ["launcher=slurm", "slurm.gpus_per_node=4", "slurm.nodes=2", "slurm.partition=gpu",
                             "dataset=jester"], return_hydra_config=True)
@@ -72,7 +72,7 @@ def test_slurm_launcher_composes_with_its_resources(tmp_path):
     assert (launcher.nodes, launcher.gpus_per_node, launcher.tasks_per_node) == (2, 4, 4)
     assert launcher.partition == "gpu" and launcher.signal_delay_s > 0
     assert cfg.trainer.strategy == "ddp" and cfg.trainer.devices == 4 and cfg.trainer.num_nodes == 2
-    from src.config import apply_global_batch
+    from src.utils.config import apply_global_batch
 
     apply_global_batch(cfg)
     assert cfg.batch_size == 4  # 32 over 8 GPUs

@@ -6,7 +6,7 @@ import torch
 from src.data import DataConfigError, VideoDataModule
 from src.data.lists import ListFormatError
 from src.data.sampling import centre_indices
-from tests.conftest import TINY_SYNTHETIC
+from tests.helpers import TINY_SYNTHETIC
 
 
 def make_dm(root, fmt="frames", **kw):

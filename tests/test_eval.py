@@ -14,8 +14,7 @@ import torch
 
 from src.eval import eval_trainer, main, precision_dtypes
 from src.train import train
-from tests.conftest import tiny_backbone, tiny_overrides
-from tests.helpers import compose_train
+from tests.helpers import compose_train, tiny_backbone, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 

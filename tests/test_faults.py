@@ -19,11 +19,19 @@ import torch
 from lightning.pytorch import Callback
 
 from src.callbacks.preemption import PREEMPTED_EXIT
-from src.config import ConfigError, validate
-from src.run_folder import identity_hash, job_dirname, run_dir, run_identity, write_record
 from src.train import train
-from tests.conftest import tiny_backbone, tiny_overrides
-from tests.helpers import FAKE, SigtermAt, assert_same_weights, compose_train, fake_cfg, final_state
+from src.utils.config import ConfigError, validate
+from src.utils.run_folder import identity_hash, job_dirname, run_dir, run_identity, write_record
+from tests.helpers import (
+    FAKE,
+    SigtermAt,
+    assert_same_weights,
+    compose_train,
+    fake_cfg,
+    final_state,
+    tiny_backbone,
+    tiny_overrides,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,10 +223,12 @@ def test_sweep_job_folders_name_every_key_that_changes_the_run(tmp_path):
 
 
 def test_sweep_with_a_failing_job_finishes_the_others_and_a_relaunch_retries_it(tmp_path):
-    """Job seed=1 fails (a flaky node: tests.fakes.FailIf); seeds 0 and 2 still run; the sweep ends with status 1
-    and a line naming the failed job. The same command again skips 0 and 2 and retries 1, which now finishes."""
+    """Job seed=1 fails (a flaky node: tests.helpers.fakes.FailIf); seeds 0 and 2 still run; the sweep ends with
+    status 1 and a line naming the failed job. The same command again skips 0 and 2 and retries 1, which now
+    finishes."""
     sweep = ["-m", "src.train", "--multirun", *FAKE, "trainer.max_epochs=1", f"paths.log_dir={tmp_path}",
-             f"hydra.sweep.dir={tmp_path / 'sweep'}", "seed=0,1,2", "+callbacks.flaky._target_=tests.fakes.FailIf",
+             f"hydra.sweep.dir={tmp_path / 'sweep'}", "seed=0,1,2",
+             "+callbacks.flaky._target_=tests.helpers.fakes.FailIf",
              "+callbacks.flaky.seed=${seed}", "+callbacks.flaky.bad_seed=1"]
     first = cli_env(sweep, {"AFNET_TEST_FAIL": "1"})
     assert first.returncode == 1, first.stderr[-2000:]
@@ -379,9 +389,8 @@ def test_every_tool_has_help(module, capsys):
 # ---- data tools ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("damage", ["zero-byte", "corrupt"])
 def test_check_decode_fails_broken_jpegs(damage, tmp_path, capsys):
-    from fixtures_official import make_official_copy
-
     from src.data.check import main as check_main
+    from tests.helpers.official_data import make_official_copy
 
     d = make_official_copy("sthv1", tmp_path)
     frame = d["src"] / "20bn-something-something-v1" / "1001" / "00004.jpg"
@@ -393,7 +402,7 @@ def test_check_decode_fails_broken_jpegs(damage, tmp_path, capsys):
 
 
 def test_prepare_no_extract_reports_an_undecodable_video_and_writes_lists(tmp_path):
-    from fixtures_official import make_official_copy
+    from tests.helpers.official_data import make_official_copy
 
     d = make_official_copy("minik", tmp_path, broken=True, extract=False)
     assert d["summary"]["train"]["failed"] == 1 and d["summary"]["train"]["listed"] == 4
@@ -402,9 +411,8 @@ def test_prepare_no_extract_reports_an_undecodable_video_and_writes_lists(tmp_pa
 
 
 def test_failed_prepare_rerun_keeps_the_earlier_outputs(tmp_path, capsys):
-    from fixtures_official import make_official_copy
-
     from src.data.prepare.__main__ import main as prepare_main
+    from tests.helpers.official_data import make_official_copy
 
     d = make_official_copy("sthv1", tmp_path)
     before = {p.name: p.read_bytes() for p in d["out"].glob("*.txt")}
@@ -418,9 +426,8 @@ def test_failed_prepare_rerun_keeps_the_earlier_outputs(tmp_path, capsys):
 
 
 def test_prepare_rerun_with_corrected_media_replaces_the_link(tmp_path):
-    from fixtures_official import make_official_copy
-
     from src.data.prepare import prepare
+    from tests.helpers.official_data import make_official_copy
 
     d = make_official_copy("sthv1", tmp_path)
     moved = tmp_path / "moved_frames"
@@ -430,7 +437,7 @@ def test_prepare_rerun_with_corrected_media_replaces_the_link(tmp_path):
 
 
 def test_progress_lines_in_a_log(capsys, monkeypatch):
-    from src import progress as p
+    from src.utils import progress as p
 
     clock = iter(range(0, 1000, 20))
     monkeypatch.setattr(p.time, "monotonic", lambda: next(clock))

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import tiny_backbone, tiny_overrides
-from tests.helpers import assert_same_weights
+from tests.helpers import assert_same_weights, tiny_backbone, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -29,7 +28,7 @@ def common(data_root) -> list[str]:
 
 
 def hold(marker: Path, step: int) -> list[str]:
-    return ["+callbacks.hold._target_=tests.fakes.HoldAtStep", f"+callbacks.hold.step={step}",
+    return ["+callbacks.hold._target_=tests.helpers.fakes.HoldAtStep", f"+callbacks.hold.step={step}",
             f"+callbacks.hold.marker={marker}"]
 
 

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from src.models import VideoOutput, build_video_model
-from src.models.flops import MacsProfile, count_params, profile_macs
+from src.models.macs import MacsProfile, count_params, profile_macs
 from src.models.resnet import ResNet
 
 HAS_AFNET = importlib.util.find_spec("src.models.afnet") is not None and hasattr(

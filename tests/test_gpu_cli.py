@@ -13,8 +13,7 @@ import pytest
 
 from src.eval import main as eval_main
 from src.train import train
-from tests.conftest import tiny_backbone, tiny_overrides
-from tests.helpers import compose_train
+from tests.helpers import compose_train, tiny_backbone, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.gpu

@@ -8,7 +8,6 @@ import torch
 
 from src.models import build_video_model
 from src.models.afnet import build_afnet
-from src.models.flops import profile_macs
 from src.models.inference import model_input, prepare_for_inference
 from src.models.inference.cpu import (
     CpuAFStage,
@@ -24,6 +23,7 @@ from src.models.inference.cpu import (
 from src.models.inference.gpu import DenseGroupsConv2d, SplitGroupsConv2d, rewrite_grouped_convs
 from src.models.inference.onednn import PrepackedConv2d, prepack_available, prepack_convs
 from src.models.inference.rewrites import conv_like, fold_batchnorm
+from src.models.macs import profile_macs
 from src.models.temporal_shift import gather_shifted, select_frames, temporal_shift
 from tests.helpers import randomise
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.config import ConfigError
 from src.lit.trainer import build_trainer, resolve_device
+from src.utils.config import ConfigError
 from tests.helpers import compose_train, group_options
 
 

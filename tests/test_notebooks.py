@@ -1,4 +1,4 @@
-"""The notebooks run headless (src.notebook_runner): the runner itself and clean notebook files in the fast lane,
+"""The notebooks run headless (src.tools.notebook_runner): the runner itself and clean notebook files in the fast lane,
 the two notebooks end to end in the slow lane (a tiny AFNet trained for the frame-selection one)."""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from src.notebook_runner import code_cells, run_notebook
-from tests.conftest import tiny_backbone, tiny_overrides
-from tests.helpers import compose_train
+from src.tools.notebook_runner import code_cells, run_notebook
+from tests.helpers import compose_train, tiny_backbone, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"

@@ -5,7 +5,6 @@ import shutil
 
 import pytest
 import torch
-from fixtures_official import ODD_ID, class_names, grey, make_official_copy, write_video
 from helpers import compose_train
 from hydra.utils import instantiate
 
@@ -14,6 +13,7 @@ from src.data.prepare import media, prepare
 from src.data.prepare.__main__ import main as prepare_main
 from src.data.prepare.annotations import sthv2_class_name
 from src.data.transforms import MEAN, STD
+from tests.helpers.official_data import ODD_ID, class_names, grey, make_official_copy, write_video
 
 DATASETS = ["sthv1", "sthv2", "jester", "minik", "activitynet"]
 

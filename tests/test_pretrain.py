@@ -1,4 +1,4 @@
-"""ImageNet pretraining of an AF backbone, then its checkpoint initialising a video AFNet (SPEC §7.1-7.2)."""
+"""ImageNet pretraining of an AF backbone, then its checkpoint initialising a video AFNet (by name and shape)."""
 
 from pathlib import Path
 

@@ -1,10 +1,15 @@
 """`pretrained=`: every kind of weights a user has loads through `load_pretrained`, with a report by name; a load
 that would leave backbone tensors at their initial values fails with the list. Each source is a generated file in
-its exact format (tests/official_models.py)."""
+its exact format (tests/helpers/official_models.py)."""
 
 import pytest
 import torch
-from official_models import (
+
+from src.models import build_video_model
+from src.models.checkpoints import MBV3_IN_AF, PretrainedError, load_pretrained
+from src.models.mobilenetv3 import MobileNetV3
+from src.models.resnet import ResNet
+from tests.helpers.official_models import (
     imagenet_af_shapes,
     official_shapes,
     random_state,
@@ -12,11 +17,6 @@ from official_models import (
     torchvision_resnet_shapes,
     tsm_checkpoint,
 )
-
-from src.models import build_video_model
-from src.models.checkpoints import MBV3_IN_AF, PretrainedError, load_pretrained
-from src.models.mobilenetv3 import MobileNetV3
-from src.models.resnet import ResNet
 
 
 def save(obj, path):
@@ -160,11 +160,11 @@ def test_report_and_errors_are_one_readable_line_each(tmp_path, capsys):
 
 
 def test_train_reports_a_partial_load_as_a_config_error(tmp_path, tiny_data_root):
-    from conftest import tiny_backbone, tiny_overrides
     from helpers import compose_train
 
-    from src.config import ConfigError
     from src.train import train
+    from src.utils.config import ConfigError
+    from tests.helpers import tiny_backbone, tiny_overrides
 
     path = save(random_state(torchvision_resnet_shapes(18, width=8)), tmp_path / "r18.pth")
     cfg = compose_train([*tiny_overrides(tiny_data_root), *tiny_backbone("r18"), "model=afnet",

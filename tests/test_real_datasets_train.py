@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from src.train import train
-from tests.fixtures_official import make_official_copy
 from tests.helpers import compose_train
+from tests.helpers.official_data import make_official_copy
 
 
 @pytest.mark.parametrize("dataset", ["sthv1", "sthv2", "jester", "minik", "activitynet"])

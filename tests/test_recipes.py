@@ -2,7 +2,7 @@
 
 import pytest
 
-from src.config import ConfigError, apply_global_batch
+from src.utils.config import ConfigError, apply_global_batch
 from tests.helpers import CONF_DIR, cli, compose_train, resolved
 
 STH = {"trainer.max_epochs": 55, "optim.lr": 0.01, "optim.lr_steps": [25, 45], "loss.lambda_rt": 0.5,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import tiny_backbone, tiny_overrides
+from tests.helpers import tiny_backbone, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tiny_data_root, tmp_
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
     # 6 steps per epoch: the run holds after step 14 (mid epoch 2, after epoch 1's last.ckpt) until killed there;
     # polling the metrics instead raced a fast machine, which finished the run before the kill
-    hold = ["+callbacks.hold._target_=tests.fakes.HoldAtStep", "+callbacks.hold.step=14",
+    hold = ["+callbacks.hold._target_=tests.helpers.fakes.HoldAtStep", "+callbacks.hold.step=14",
             f"+callbacks.hold.marker={held}"]
     proc = subprocess.Popen([sys.executable, "-m", "src.train", *common, *hold, f"paths.log_dir={logs}"], cwd=ROOT,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

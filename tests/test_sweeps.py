@@ -25,13 +25,6 @@ def sweep_rows(table):
     return [r.strip() for r in str(params["+row"]).split(",")]
 
 
-def test_the_repo_copy_of_the_paper_tables_is_current():
-    shared = TABLES.parent.parent.parent / "shared" / "reference" / "paper-tables.yaml"
-    if not shared.is_file():
-        pytest.skip("shared/ is not beside this checkout")
-    assert yaml.safe_load(shared.read_text()) == PAPER
-
-
 @pytest.mark.parametrize("table", TRAINED)
 def test_sweep_launches_exactly_the_trained_rows(table, tmp_path):
     spec = PAPER[table]
@@ -60,7 +53,7 @@ def test_sweep_launches_exactly_the_trained_rows(table, tmp_path):
 
 
 def test_demo_sweep_launches_the_demo_table_rows(tmp_path):
-    """The built-in demonstration (experiments/demo-tables.yaml) goes through the same sweep mechanism."""
+    """The built-in demonstration (conf/tables/demo-tables.yaml) goes through the same sweep mechanism."""
     demo = load_tables(TABLES.parent / "demo-tables.yaml")["demo"]
     expected = {row_id("demo", r): r for r in demo["rows"]}
     assert sorted(sweep_rows("demo")) == sorted(expected)

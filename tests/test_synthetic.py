@@ -7,7 +7,7 @@ import pytest
 from src.data.lists import parse_list
 from src.data.readers import FrameFolderReader, VideoFileReader, count_frames
 from src.data.synthetic import CLASSES, POSITION, RADIUS, disc_states, generate, render_video
-from tests.conftest import TINY_SYNTHETIC
+from tests.helpers import TINY_SYNTHETIC
 
 
 def digest(root):

@@ -4,10 +4,9 @@ import importlib.util
 
 import pytest
 
-from src.config import ConfigError
 from src.train import check_logger_packages, train
-from tests.conftest import tiny_backbone, tiny_overrides
-from tests.helpers import compose_train
+from src.utils.config import ConfigError
+from tests.helpers import compose_train, tiny_backbone, tiny_overrides
 
 HAVE_TB = any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX"))
 

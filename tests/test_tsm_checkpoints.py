@@ -1,14 +1,14 @@
 """TSN / TSM checkpoints of TSM's code: converted and rebuilt as `src.eval` rebuilds them, they give the TSM model's
-logits (an independent reference with TSM's shift placement, tests/official_models.py)."""
+logits (an independent reference with TSM's shift placement, tests/helpers/official_models.py)."""
 
 import pytest
 import torch
-from official_models import tsm_checkpoint, tsm_logits, tsm_shift_placement
 
 from src.convert_checkpoint import main as convert
 from src.models import build_video_model
 from src.models.resnet import LAYOUTS, ResNet
-from src.runs import load_run
+from src.utils.runs import load_run
+from tests.helpers.official_models import tsm_checkpoint, tsm_logits, tsm_shift_placement
 
 EVERY = {18: [[True] * 2] * 4, 34: [[True] * n for n in (3, 4, 6, 3)], 50: [[True] * n for n in (3, 4, 6, 3)]}
 EVERY_OTHER = [[j % 2 == 0 for j in range(n)] for n in (3, 4, 23, 3)]  # ResNet-101: blocks 0, 2, 4, ... of each stage

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from src.config import run_tags
 from src.train import train
+from src.utils.config import run_tags
 from tests.helpers import FAKE, compose_train
 
 

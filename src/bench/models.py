@@ -17,8 +17,8 @@ from torch import nn
 
 from src.models import build_video_model
 from src.models.afnet.base import forced_ratios
-from src.models.flops import profile_macs
 from src.models.inference import model_input, prepare_for_inference
+from src.models.macs import profile_macs
 
 REFERENCE = "tsm_r50"
 TRAIN_REFERENCE = "tsn_r50"

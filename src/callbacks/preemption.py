@@ -21,7 +21,7 @@ import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from src.files import atomic_output
+from src.utils.files import atomic_output
 
 # Exit status of a run stopped by a signal after saving a resumable checkpoint: EX_TEMPFAIL of sysexits.h
 # ("try again later"). A scheduler requeues on it, e.g. SLURM `RequeueExit=75` or `[ $? -eq 75 ] && scontrol

@@ -1,4 +1,4 @@
-"""What a fit leaves in its run folder (src/run_folder.py) for re-launched sweeps, `ckpt_path=last` and reports.
+"""What a fit leaves in its run folder (src/utils/run_folder.py) for re-launched sweeps, `ckpt_path=last` and reports.
 
 `RunMarker`: `summary.json` when a fit ends (metrics, best epoch, `full`: false for a debug or batch-limited run
 that reports must not count) and `DONE` when it completed its configured schedule.
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from lightning.pytorch import Callback
 
-from src.files import write_atomic
-from src.run_folder import DONE, clear_failed, identity_hash, write_record
+from src.utils.files import write_atomic
+from src.utils.run_folder import DONE, clear_failed, identity_hash, write_record
 
 
 def batch_limits(trainer) -> dict:
@@ -63,7 +63,7 @@ class RunMarker(Callback):
 
 
 class RunRecord(Callback):
-    """Added by src.train to every fit: `identity` is `src.run_folder.run_identity(cfg)`."""
+    """Added by src.train to every fit: `identity` is `src.utils.run_folder.run_identity(cfg)`."""
 
     def __init__(self, output_dir: str | Path, identity: dict):
         self.output_dir, self.identity = Path(output_dir), identity

@@ -22,7 +22,7 @@ from pathlib import Path
 from src.data.lists import ListFormatError, parse_list, read_classes
 from src.data.prepare.build import MIN_FRAMES
 from src.data.prepare.media import frame_indices
-from src.progress import progress
+from src.utils.progress import progress
 
 
 @dataclass
@@ -39,7 +39,7 @@ def compose_dataset(name: str, overrides: list[str]) -> dict:
     """conf/dataset/<name>.yaml as training sees it, interpolations resolved."""
     from omegaconf import OmegaConf
 
-    from src.runs import compose
+    from src.utils.runs import compose
 
     cfg = compose("train", [f"dataset={name}", *overrides])
     return OmegaConf.to_container(cfg.dataset, resolve=True)
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = run_check(args.dataset, args.overrides, args.quick, args.decode, args.workers)
     except Exception as e:  # noqa: BLE001 - a config that cannot be composed: say why, exit 2
-        from src.config import one_line
+        from src.utils.config import one_line
 
         print(f"error: cannot compose dataset={args.dataset} {' '.join(args.overrides)}: {one_line(e)}",
               file=sys.stderr)

@@ -1,4 +1,5 @@
-"""ImageNet (ImageFolder layout) for pretraining the AF backbones (SPEC §7.1): images are 1-frame clips.
+"""ImageNet (ImageFolder layout) for pretraining the AF backbones (SGD, 90 epochs, LR steps at 30 / 60,
+5-epoch warm-up, batch 256, as the paper's supplement): images are 1-frame clips.
 
 <root>/train/<wnid>/*.JPEG and <root>/val/<wnid>/*.JPEG; classes are the sorted folder names. Training:
 random-resized-crop (area 8-100 %, aspect 3/4-4/3) to 224 and a horizontal flip; validation: shorter side

@@ -1,5 +1,5 @@
-"""List files (SPEC §8): frame folders `<rel_dir> <num_frames> <label>...`, videos `<rel_path> <label>...`,
-and `classes.txt` (one class name per line; the line number is the label)."""
+"""List files, in the official AFNet/TSM format: frame folders `<rel_dir> <num_frames> <label>...`, videos
+`<rel_path> <label>...`, and `classes.txt` (one class name per line; the line number is the label)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from src.files import write_atomic
+from src.utils.files import write_atomic
 
 try:  # optional speed-up (a pyproject dependency, with PIL as the fallback): see decode_rgb
     import simplejpeg
@@ -102,7 +102,7 @@ def _check_size(out: np.ndarray | None, h: int, w: int) -> None:
 class VideoFileReader:
     """Frames of `<root>/<rel_path>` decoded with PyAV: one forward pass from the start that stops after the
     last wanted frame and converts only the wanted frames to RGB (faster than seeking for sparse sampling
-    of short clips, ENVIRONMENT.md)."""
+    of short clips with long GOPs)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from src.files import atomic_output
+from src.utils.files import atomic_output
 
 CLASSES = ["moving right", "moving left", "moving down", "moving up", "growing", "shrinking"]
 POSITION = (0.12, 0.88)  # disc centre, fraction of the frame size

@@ -1,5 +1,8 @@
-"""Clip transforms on tensors (SPEC §7.4). A clip is uint8 (T, H, W, 3) on input and float (T, 3, h, w),
-normalised, on output; the same crop and flip apply to every frame of the clip.
+"""Clip transforms on tensors, as the official TSN/AFNet pipeline: frames resized to 240x320 (H x W), a
+multi-scale crop (sizes 240 x {1, .875, .75, .66}, 13 fixed offsets) resized to 224 in training, a centre crop
+at evaluation, a horizontal flip except for direction-sensitive datasets, ImageNet mean / std. A clip is uint8
+(T, H, W, 3) on input and float (T, 3, h, w), normalised, on output; the same crop and flip apply to every frame
+of the clip.
 
 Speed: the geometry (resize, crop, flip) runs on uint8 in channels-last memory, where torch's bilinear
 resampling is ~10x faster than on float, and the clip becomes float once, in the normalisation.

@@ -8,7 +8,7 @@ the CPU. A precision the user sets is kept (its short aliases 32 / 16 / bf16 / 6
 
 from __future__ import annotations
 
-from src.config import ConfigError
+from src.utils.config import ConfigError
 
 PRECISION_ALIASES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")

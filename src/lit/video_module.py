@@ -125,7 +125,7 @@ class VideoLitModule(LightningModule):
     def macs_profile(self):
         """Analytic MAC profile of the net at the training input size (computed once)."""
         if self._macs is None:
-            from src.models.flops import profile_macs
+            from src.models.macs import profile_macs
 
             self._macs = profile_macs(self.net, self.net.num_segments, input_size=self.hparams.macs_input_size)
         return self._macs

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from src.data.prepare import annotations, media
-from src.files import write_atomic
-from src.progress import progress
+from src.utils.files import write_atomic
+from src.utils.progress import progress
 
 MIN_FRAMES = 3
 SPLITS = ("train", "val")

@@ -1,5 +1,5 @@
 """Composing the suite's configs inside tests (no Hydra app, so `hydra:` interpolations are set by hand), and a
-fake training setup (tests/fakes.py) that fits in seconds: `fake_cfg`, signals at a step, final weights."""
+fake training setup (tests/helpers/fakes.py) that fits in seconds: `fake_cfg`, signals at a step, final weights."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch import Callback
 from omegaconf import OmegaConf, open_dict
 
-from src.runs import CONF_DIR, compose
+from src.utils.runs import CONF_DIR, compose
 
 ROOT = CONF_DIR.parent
 
@@ -49,7 +49,8 @@ def resolved(cfg) -> dict:
 
 
 # A fake run: 48 random clips, batch 8 (6 steps an epoch), a one-conv net; 3 epochs fit in a few seconds.
-FAKE = ["dataset._target_=tests.fakes.RandomVideoDataModule", "model._target_=tests.fakes.TinyMaskedNet",
+FAKE = ["dataset._target_=tests.helpers.fakes.RandomVideoDataModule",
+        "model._target_=tests.helpers.fakes.TinyMaskedNet",
         "dataset.crop_size=16", "num_segments=4", "+dataset.num_videos=48", "batch_size=8", "num_workers=0",
         "trainer=cpu", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", "optim.lr=0.05"]
 
@@ -96,7 +97,6 @@ def train_tiny_checkpoint(data_root: Path, out_dir: Path, method: str = "afnet_t
     """Train a tiny model (ResNet-18 at width 8, 32 px, 1 epoch) on the tiny built-in dataset under `data_root`;
     returns its last checkpoint (the run's overrides are saved in it, as `python -m src.train` saves them)."""
     from src.train import train
-    from tests.conftest import tiny_overrides
 
     cfg = compose_train([*tiny_overrides(data_root), "backbone=r18", "backbone.options.width=8", f"model={method}",
                          f"num_segments={segments}", "trainer.max_epochs=1"], out_dir)
@@ -117,3 +117,20 @@ def randomise(model, seed: int = 0):
         if type(nav).__name__ == "Navigation":
             nav.temporal.bias.data.copy_(torch.randn(nav.temporal.bias.shape, generator=g) * 3)
     return model
+
+
+TINY_SYNTHETIC = dict(seed=3, train_per_class=3, val_per_class=1, size=32, min_frames=6, max_frames=14)
+
+
+def tiny_overrides(data_root) -> list[str]:
+    """Overrides that point the default config at `tiny_data_root` with tiny sizes, on the CPU (the default lane's
+    bit-exact checks hold there; the GPU lane chooses its trainer itself)."""
+    gen = [f"dataset.generate.{k}={v}" for k, v in TINY_SYNTHETIC.items()]
+    return [f"data_root={data_root}", "dataset.scale_size=[32,32]", "dataset.crop_size=32", "batch_size=4",
+            "num_workers=0", "trainer=cpu", "trainer.enable_progress_bar=false", *gen]
+
+
+def tiny_backbone(backbone: str) -> list[str]:
+    """Select a backbone at a tiny width (fast enough for CPU smoke tests)."""
+    size = "backbone.options.width_mult=0.25" if backbone == "mbv3" else "backbone.options.width=8"
+    return [f"backbone={backbone}", size]

@@ -1,4 +1,4 @@
-"""Run a notebook headless: `python -m src.notebook_runner notebooks/x.ipynb [more.ipynb ...]`.
+"""Run a notebook headless: `python -m src.tools.notebook_runner notebooks/x.ipynb [more.ipynb ...]`.
 
 Executes the code cells of an nbformat-4 notebook in order, in one namespace, with matplotlib's Agg
 backend, so notebooks run in tests and on machines without Jupyter (no nbformat / nbclient needed: the
@@ -53,7 +53,7 @@ def run_notebook(path: str | Path) -> dict:
 def main(argv: list[str] | None = None) -> None:
     paths = sys.argv[1:] if argv is None else argv
     if not paths:
-        raise SystemExit("usage: python -m src.notebook_runner NOTEBOOK.ipynb [...]")
+        raise SystemExit("usage: python -m src.tools.notebook_runner NOTEBOOK.ipynb [...]")
     for p in paths:
         print(f"running {p}", flush=True)
         run_notebook(p)

@@ -108,8 +108,8 @@ def profile_macs(model: nn.Module, num_segments: int, input_size: int = 224, poo
     """Count one video of `num_segments` frames at input_size² with every frame selected.
 
     Runs a copy of the model in eval mode with `set_forced_ratio(1.0)`, so `model` itself is untouched.
-    With meta=True the copy first runs on the meta device (shapes only, no arithmetic), where `nonzero`
-    assumes every element is non-zero: right here, as every mask selects everything. A model whose forward
+    With meta=True the copy first runs on the meta device (shapes only, no arithmetic), where an AF stage takes
+    every frame as selected (no values to read): right here, as every mask selects everything. A model whose forward
     still needs real values (e.g. `.item()`) is then run for real on zeros, on the model's device, as with
     meta=False. Hooks read the actual output shapes, so any model built from nn.Module layers is counted.
     pools=False leaves pooling out (conv + linear only, what `torch.utils.flop_counter.FlopCounterMode` sees).
@@ -117,11 +117,8 @@ def profile_macs(model: nn.Module, num_segments: int, input_size: int = 224, poo
     totals = None
     if meta:
         try:
-            from torch.fx.experimental import _config as fx_config
-
-            with fx_config.patch(meta_nonzero_assume_all_nonzero=True):
-                net = _prepare(copy.deepcopy(model).to("meta"))
-                totals = _count(net, torch.zeros(1, num_segments, 3, input_size, input_size, device="meta"), pools)
+            net = _prepare(copy.deepcopy(model).to("meta"))
+            totals = _count(net, torch.zeros(1, num_segments, 3, input_size, input_size, device="meta"), pools)
         except Exception:  # an op without a meta kernel or a data-dependent branch: count for real
             totals = None
     if totals is None:

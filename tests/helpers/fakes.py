@@ -78,7 +78,7 @@ class HoldAtStep(Callback):
     """After optimiser step `step`, write `marker` and sleep: the process then sits at a known point (mid-epoch,
     after whatever checkpoints came before) until the test kills or stops it, however fast the machine trains.
     It holds once: not when `marker` exists (a resumed run with the same settings passes the step).
-    Added to a `python -m src.train` run as `+callbacks.hold._target_=tests.fakes.HoldAtStep` (and its args)."""
+    Added to a `python -m src.train` run as `+callbacks.hold._target_=tests.helpers.fakes.HoldAtStep` (and its args)."""
 
     def __init__(self, step: int, marker: str, seconds: float = 3600):
         self.step, self.marker, self.seconds = step, Path(marker), seconds

@@ -1,6 +1,6 @@
 """What a `--multirun` (a sweep) reports when it ends.
 
-Each job runs in its own folder (src/run_folder.py); a job that fails leaves `FAILED` (its error) there and
+Each job runs in its own folder (src/utils/run_folder.py); a job that fails leaves `FAILED` (its error) there and
 the sweep goes on with the next job (src/train.py). `SweepSummary`, a Hydra callback (conf/hydra/default.yaml),
 then prints one line per job of this launch that did not finish and exits with status 1 if any failed. A
 re-launch of the same sweep (same `sweep.name` or `hydra.sweep.dir`) skips the finished jobs (`DONE`, same
@@ -16,7 +16,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from src.run_folder import DONE, FAILED
+from src.utils.run_folder import DONE, FAILED
 
 
 def launched_jobs(sweep_dir: Path, since: float) -> list[Path]:

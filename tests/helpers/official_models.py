@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-KEYS_FILE = Path(__file__).resolve().parent / "data" / "afnet_official_keys.txt"
+KEYS_FILE = Path(__file__).resolve().parents[1] / "data" / "afnet_official_keys.txt"
 
 
 # ---- checkpoints in the released formats -----------------------------------------------------------------------

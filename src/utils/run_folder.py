@@ -25,7 +25,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.files import write_atomic
+from src.utils.files import write_atomic
 
 # Keys that do not change what a run computes: they may differ between a run and its resumption.
 RESUME_KEYS = ("hydra", "paths", "ckpt_path", "num_workers", "dataset.num_workers", "trainer.enable_progress_bar",
@@ -136,7 +136,7 @@ def run_dir(prefix: str, stamp: str, *, _root_) -> str:
 
 def job_dirname(override_dirname: str, *, _root_) -> str:
     """A sweep job's folder name: its overrides (shortened) and the hash of its identity."""
-    from src.config import short_dirname
+    from src.utils.config import short_dirname
 
     h = identity_hash(run_identity(_root_))
     name = short_dirname(override_dirname, limit=110) if override_dirname else ""

@@ -13,7 +13,6 @@ In a `--multirun`, a failing job is recorded as failed and the sweep goes on.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -21,76 +20,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.config import ConfigError, apply_global_batch, validate
-from src.utils.run_folder import (
-    differing_keys,
-    identity_hash,
-    is_done,
-    mark_failed,
-    read_record,
-    resumable,
-    run_identity,
-    sibling_runs,
-)
+from src.utils.config import ConfigError, apply_global_batch, honour_explicit_batch, validate
+from src.utils.run_folder import AlreadyFinished, check_folder, is_done, mark_failed, resolve_ckpt_path, run_identity
 from src.utils.runs import build_net, net_config
-
-
-class AlreadyFinished(Exception):
-    """`ckpt_path=last` found only finished runs of this configuration (the argument: the newest one)."""
-
-
-def check_folder(output_dir: Path, identity: dict) -> None:
-    """Refuse to continue a run folder that holds a run of another configuration (e.g. a fixed hydra.run.dir)."""
-    record = read_record(output_dir)
-    if record and record.get("hash") != identity_hash(identity):
-        raise ConfigError(f"{output_dir} holds a run of another configuration: "
-                          f"{differing_keys(record.get('identity', {}), identity)}; use another folder")
-
-
-def resolve_ckpt_path(cfg: DictConfig, output_dir: Path, identity: dict) -> str | None:
-    """The checkpoint to resume from, or None for a fresh start.
-
-    A path must exist (a warning names the keys its run had otherwise). Without ckpt_path or with `last`, this
-    folder's last.ckpt (an interrupted job of a re-launched sweep, or the folder `last` chose). `last` otherwise
-    takes the newest unfinished run `<log_dir>/runs/<run_name>/seed<seed>_*` of the same configuration; raises
-    AlreadyFinished when that configuration only finished, ConfigError (with the differing keys) when the only
-    unfinished runs have other configurations, and starts from scratch when there is none."""
-    ckpt = cfg.get("ckpt_path")
-    own = output_dir / "checkpoints" / "last.ckpt"
-    if ckpt not in (None, "", "last"):
-        path = Path(str(ckpt))
-        if not path.is_file():
-            raise ConfigError(f"ckpt_path={ckpt}: no such checkpoint file")
-        record = read_record(path.parent.parent)
-        if record and record.get("hash") != identity_hash(identity):
-            print(f"warning: ckpt_path={ckpt} is from a run with other settings: "
-                  f"{differing_keys(record.get('identity', {}), identity)}", flush=True)
-        return str(path)
-    if own.is_file():
-        return str(own)
-    if ckpt != "last":
-        return None
-    prefix = Path(cfg.paths.log_dir) / "runs" / str(cfg.run_name) / f"seed{cfg.seed}"
-    mine, others = [], []
-    for folder in sibling_runs(prefix):
-        record = read_record(folder)
-        if folder.resolve() != output_dir.resolve() and record:
-            (mine if record.get("hash") == identity_hash(identity) else others).append((folder, record))
-    for folder, _ in mine:
-        if resumable(folder):
-            return str(folder / "checkpoints" / "last.ckpt")
-    finished = [folder for folder, _ in mine if is_done(folder)]
-    if finished:
-        raise AlreadyFinished(finished[0])
-    stopped = [(folder, record) for folder, record in others if resumable(folder)]
-    if stopped:
-        folder, record = stopped[0]
-        raise ConfigError(f"ckpt_path=last: the stopped run {folder} has other settings: "
-                          f"{differing_keys(record.get('identity', {}), identity)}; resume it with its settings, "
-                          "or drop ckpt_path to start a new run")
-    print(f"ckpt_path=last: no stopped run of this configuration under {prefix.parent}; starting from scratch",
-          flush=True)
-    return None
 
 
 def run_overrides() -> list[str]:
@@ -98,72 +30,6 @@ def run_overrides() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-
-
-# W&B summary aggregates over the run, beside the last value: the best epoch of each validation metric (W&B keeps
-# only the last by default). finish_wandb adds best/{metric,gflops,epoch,ratio}: the best epoch and its cost.
-WANDB_SUMMARIES = {"val/top1": "max,last", "val/top5": "max,last", "val/mAP": "max,last", "val/loss": "min,last"}
-
-
-def define_wandb_summaries(loggers: list) -> None:
-    for lg in loggers:
-        if type(lg).__name__ == "WandbLogger":
-            for key, summary in WANDB_SUMMARIES.items():
-                # the x-axis Lightning gives every key (its "*" definition), kept for these explicitly
-                lg.experiment.define_metric(key, step_metric="trainer/global_step", step_sync=True, summary=summary)
-
-
-def check_wandb(cfg: DictConfig) -> None:
-    """Fail at once, with the way out, when W&B would log online without an API key (its login prompt or its
-    network retries otherwise end in a traceback after up to ~100 s)."""
-    import netrc
-    from urllib.parse import urlparse
-
-    for name, lg in (cfg.get("logger") or {}).items():
-        if not str(lg.get("_target_", "")).endswith("WandbLogger"):
-            continue
-        mode = os.environ.get("WANDB_MODE", lg.get("mode") or "online")
-        if lg.get("offline") or mode in ("offline", "disabled", "dryrun") or os.environ.get("WANDB_API_KEY"):
-            return
-        host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
-        try:
-            if (netrc.netrc(os.environ.get("NETRC")).authenticators(host) or (None, None, None))[2]:
-                return
-        except (OSError, netrc.NetrcParseError):
-            pass
-        raise ConfigError(f"logger.{name}: W&B logs online but no API key was found (WANDB_API_KEY or `wandb login`); "
-                          "set WANDB_MODE=offline to log locally and `wandb sync` later, or use logger=csv")
-
-
-# Loggers whose package is an optional extra of pyproject.toml: class name -> (modules, any one will do; extra)
-OPTIONAL_LOGGERS = {"TensorBoardLogger": (("tensorboard", "tensorboardX"), "tensorboard")}
-
-
-def check_logger_packages(cfg: DictConfig) -> None:
-    """ConfigError naming the extra to install when a configured logger's package is missing."""
-    import importlib.util
-
-    for name, c in (cfg.get("logger") or {}).items():
-        modules, extra = OPTIONAL_LOGGERS.get(str(c.get("_target_", "")).rsplit(".", 1)[-1], ((), None))
-        if modules and not any(importlib.util.find_spec(m) for m in modules):
-            raise ConfigError(f"logger.{name}: needs the {modules[0]} package: pip install -e '.[{extra}]'")
-
-
-def build_loggers(cfg: DictConfig) -> list:
-    from hydra.utils import instantiate
-
-    check_wandb(cfg)
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    try:
-        define_wandb_summaries(loggers)
-    except Exception as e:  # noqa: BLE001 - wandb.init's errors (network, key) have no common base class
-        first = (str(e).splitlines() or [""])[0]
-        raise ConfigError(f"logger=wandb: W&B did not start ({type(e).__name__}: {first}); set WANDB_MODE=offline "
-                          "to log locally and `wandb sync` later") from e
-    for lg in loggers:
-        if hasattr(lg, "log_hyperparams"):
-            lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    return loggers
 
 
 def skipped_result(cfg: DictConfig, folder: Path, why: str) -> dict:
@@ -182,19 +48,6 @@ def resume_hint() -> str:
         return "re-launch the same --multirun command (finished jobs are skipped, stopped ones resume)"
     args = [a for a in run_overrides() if not a.startswith("ckpt_path=")]
     return "python -m src.train " + " ".join([*args, "ckpt_path=last"])
-
-
-def honour_explicit_batch(cfg: DictConfig, overrides: list[str]) -> None:
-    """A `batch_size=N` given on the command line (without `global_batch_size=`) wins over the recipe's
-    global_batch_size, which would otherwise derive batch_size from it."""
-    from omegaconf import open_dict
-
-    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    if "batch_size" in keys and "global_batch_size" not in keys and cfg.get("global_batch_size") is not None:
-        print(f"batch_size={cfg.batch_size} given: the recipe's global_batch_size={cfg.global_batch_size} is not "
-              "applied (set global_batch_size=N instead to keep a batch whatever the device count)")
-        with open_dict(cfg):
-            cfg.global_batch_size = None
 
 
 def warn_if_not_pretrained(cfg: DictConfig, resuming: bool) -> None:
@@ -218,12 +71,14 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
     identity = run_identity(cfg)  # as composed: before the per-device batch is derived
     apply_global_batch(cfg)
     validate(cfg)
-    check_logger_packages(cfg)
     import lightning.pytorch as pl
     from hydra.utils import instantiate
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from src.callbacks import PreemptionCheckpoint, RunRecord
+    from src.utils.loggers import build_loggers, check_logger_packages, finish_wandb
+
+    check_logger_packages(cfg)
     from src.callbacks.preemption import PREEMPTED_EXIT
     from src.lit.trainer import build_trainer, resolve_device
     from src.lit.video_module import VideoLitModule
@@ -298,15 +153,6 @@ def train(cfg: DictConfig, callbacks: list | None = None) -> dict:
     if trainer.is_global_zero:
         print_summary(cfg, result)
     return result
-
-
-def finish_wandb(loggers: list, best: dict) -> None:
-    """Close W&B runs with the best epoch's metric and GFLOPs in their summary (as the paper reports them);
-    an offline run is then complete on disk for `wandb sync`."""
-    for lg in loggers:
-        if type(lg).__name__ == "WandbLogger":
-            lg.experiment.summary.update({f"best/{k}": v for k, v in best.items() if not isinstance(v, list)})
-            lg.experiment.finish()
 
 
 def print_summary(cfg: DictConfig, result: dict) -> None:

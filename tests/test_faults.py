@@ -354,7 +354,7 @@ def test_batch_larger_than_the_dataset_is_an_error(extra, tiny_data_root, tmp_pa
 
 
 def test_wandb_online_without_a_key_fails_at_once(tmp_path, monkeypatch):
-    from src.train import build_loggers
+    from src.utils.loggers import build_loggers
 
     for var in ("WANDB_MODE", "WANDB_API_KEY"):
         monkeypatch.delenv(var, raising=False)

@@ -100,7 +100,7 @@ def test_bad_accumulation_names_the_key(tmp_path):
 
 
 def test_a_command_line_batch_size_wins_over_the_recipe_global_batch(tmp_path, capsys):
-    from src.train import honour_explicit_batch
+    from src.utils.config import honour_explicit_batch
 
     cfg = compose_train(["dataset=jester", "batch_size=8"], tmp_path)
     honour_explicit_batch(cfg, ["dataset=jester", "batch_size=8"])

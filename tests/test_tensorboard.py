@@ -4,8 +4,9 @@ import importlib.util
 
 import pytest
 
-from src.train import check_logger_packages, train
+from src.train import train
 from src.utils.config import ConfigError
+from src.utils.loggers import check_logger_packages
 from tests.helpers import compose_train, tiny_backbone, tiny_overrides
 
 HAVE_TB = any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX"))

@@ -189,3 +189,16 @@ def apply_global_batch(cfg: DictConfig) -> None:
                           f"trainer.accumulate_grad_batches = {world} x {accumulate}")
     with open_dict(cfg):
         cfg.batch_size = total // parts
+
+
+def honour_explicit_batch(cfg: DictConfig, overrides: list[str]) -> None:
+    """A `batch_size=N` given on the command line (without `global_batch_size=`) wins over the recipe's
+    global_batch_size, which would otherwise derive batch_size from it."""
+    from omegaconf import open_dict
+
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    if "batch_size" in keys and "global_batch_size" not in keys and cfg.get("global_batch_size") is not None:
+        print(f"batch_size={cfg.batch_size} given: the recipe's global_batch_size={cfg.global_batch_size} is not "
+              "applied (set global_batch_size=N instead to keep a batch whatever the device count)")
+        with open_dict(cfg):
+            cfg.global_batch_size = None

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.config import ConfigError
 from src.utils.files import write_atomic
 
 # Keys that do not change what a run computes: they may differ between a run and its resumption.
@@ -146,3 +147,61 @@ def job_dirname(override_dirname: str, *, _root_) -> str:
 OmegaConf.register_new_resolver("run_stamp", new_stamp, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("run_dir", run_dir, replace=True)
 OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
+
+
+class AlreadyFinished(Exception):
+    """`ckpt_path=last` found only finished runs of this configuration (the argument: the newest one)."""
+
+
+def check_folder(output_dir: Path, identity: dict) -> None:
+    """Refuse to continue a run folder that holds a run of another configuration (e.g. a fixed hydra.run.dir)."""
+    record = read_record(output_dir)
+    if record and record.get("hash") != identity_hash(identity):
+        raise ConfigError(f"{output_dir} holds a run of another configuration: "
+                          f"{differing_keys(record.get('identity', {}), identity)}; use another folder")
+
+
+def resolve_ckpt_path(cfg: DictConfig, output_dir: Path, identity: dict) -> str | None:
+    """The checkpoint to resume from, or None for a fresh start.
+
+    A path must exist (a warning names the keys its run had otherwise). Without ckpt_path or with `last`, this
+    folder's last.ckpt (an interrupted job of a re-launched sweep, or the folder `last` chose). `last` otherwise
+    takes the newest unfinished run `<log_dir>/runs/<run_name>/seed<seed>_*` of the same configuration; raises
+    AlreadyFinished when that configuration only finished, ConfigError (with the differing keys) when the only
+    unfinished runs have other configurations, and starts from scratch when there is none."""
+    ckpt = cfg.get("ckpt_path")
+    own = output_dir / "checkpoints" / "last.ckpt"
+    if ckpt not in (None, "", "last"):
+        path = Path(str(ckpt))
+        if not path.is_file():
+            raise ConfigError(f"ckpt_path={ckpt}: no such checkpoint file")
+        record = read_record(path.parent.parent)
+        if record and record.get("hash") != identity_hash(identity):
+            print(f"warning: ckpt_path={ckpt} is from a run with other settings: "
+                  f"{differing_keys(record.get('identity', {}), identity)}", flush=True)
+        return str(path)
+    if own.is_file():
+        return str(own)
+    if ckpt != "last":
+        return None
+    prefix = Path(cfg.paths.log_dir) / "runs" / str(cfg.run_name) / f"seed{cfg.seed}"
+    mine, others = [], []
+    for folder in sibling_runs(prefix):
+        record = read_record(folder)
+        if folder.resolve() != output_dir.resolve() and record:
+            (mine if record.get("hash") == identity_hash(identity) else others).append((folder, record))
+    for folder, _ in mine:
+        if resumable(folder):
+            return str(folder / "checkpoints" / "last.ckpt")
+    finished = [folder for folder, _ in mine if is_done(folder)]
+    if finished:
+        raise AlreadyFinished(finished[0])
+    stopped = [(folder, record) for folder, record in others if resumable(folder)]
+    if stopped:
+        folder, record = stopped[0]
+        raise ConfigError(f"ckpt_path=last: the stopped run {folder} has other settings: "
+                          f"{differing_keys(record.get('identity', {}), identity)}; resume it with its settings, "
+                          "or drop ckpt_path to start a new run")
+    print(f"ckpt_path=last: no stopped run of this configuration under {prefix.parent}; starting from scratch",
+          flush=True)
+    return None

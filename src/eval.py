@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import copy
 import json
-import pickle
 import statistics
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -81,33 +79,14 @@ def _first_line(error: BaseException, limit: int = 240) -> str:
 
 
 def load_checkpoint_run(path: Path, overrides: list[str]):
-    """`src.utils.runs.load_run` with its failures as one-line EvalErrors: a missing file, a file torch cannot read
-    (truncated, or not written by torch.save), a file that is no checkpoint of the suite, and weights that do
-    not fit the net the command line asks for (another backbone, width or class count)."""
+    """`src.utils.runs.load_run` with its one-line failures (a missing, truncated or foreign file, weights that do
+    not fit the net the command line asks for, a recorded value the command line contradicts) as EvalErrors."""
     from src.utils.runs import load_run
 
-    if not path.is_file():
-        raise EvalError(f"ckpt_path={path}: no such file")
     try:
         return load_run(path, overrides)
     except SystemExit as e:  # load_run's own one-line errors
         raise EvalError(str(e.code)) from None
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, OSError) as e:
-        raise EvalError(f"ckpt_path={path}: not a readable checkpoint (truncated, or not written by torch.save): "
-                        f"{_first_line(e)}") from None
-    except RuntimeError as e:
-        detail = [s.strip() for s in str(e).splitlines() if s.strip()]
-        if detail and detail[0].startswith("Error(s) in loading state_dict"):
-            raise EvalError(f"ckpt_path={path}: its weights do not fit the model asked for (another backbone, width "
-                            f"or class count than the run's; drop the overrides that change them): "
-                            f"{_first_line(RuntimeError(detail[1] if len(detail) > 1 else detail[0]))}") from None
-        if "zip archive" in str(e) or "PytorchStreamReader" in str(e) or "invalid header" in str(e):
-            raise EvalError(f"ckpt_path={path}: not a readable checkpoint (truncated, or not written by torch.save): "
-                            f"{_first_line(e)}") from None
-        raise
-    except (KeyError, AttributeError, TypeError) as e:
-        raise EvalError(f"ckpt_path={path}: not a checkpoint of src.train or src.convert_checkpoint "
-                        f"({type(e).__name__}: {_first_line(e)})") from None
 
 
 def eval_trainer(trainer_overrides: list[str]):
